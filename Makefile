@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONHASHSEED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: demo test venv sync-check nbtest pytest readme clean-nbs bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: install everything, then run the main job on $CRYPTOFORECAST_DATA_DIR (default data/raw)
+demo: $(STAMP)
+	$(BIN)/cryptoforecast data list
+	$(BIN)/cryptoforecast data check
+
+## sync-check: fail if nbdev-export or nbdev-clean would change the committed notebooks/package
+sync-check: $(STAMP)
+	@before=$$(find nbs cryptoforecast -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' | sort | xargs md5sum | md5sum); \
+	$(BIN)/nbdev-export && $(BIN)/nbdev-clean; \
+	after=$$(find nbs cryptoforecast -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' -not -path '*/__pycache__/*' | sort | xargs md5sum | md5sum); \
+	if [ "$$before" != "$$after" ]; then echo "nbdev-export/nbdev-clean changed files: the notebooks and the package were not in sync (now fixed on disk; commit them)"; git status --short -- nbs cryptoforecast; exit 1; fi; \
+	echo "notebooks and package in sync"
+
+nbtest: $(STAMP)
+	$(BIN)/nbdev-test --n-workers 2 --timing
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test: sync check, notebook tests, then pytest
+test: sync-check nbtest pytest
+
+## readme: regenerate README.md from nbs/index.ipynb (nbdev-readme needs Quarto)
+readme: $(STAMP)
+	$(BIN)/python tools/make_readme.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/data_load.py
