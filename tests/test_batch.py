@@ -1,0 +1,106 @@
+"""`cryptoforecast batch` on real data: parallel reports with HTML, resume, a failing coin isolated, the Dask engine."""
+import json, os, shutil, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptoforecast.batch import RunFiles, coin_sources, read_json, run_batch
+from conftest import DATA_DIR, ROOT, needs_data, run_cli
+
+pytestmark = [needs_data, pytest.mark.slow]
+
+def statuses(stdout: str) -> dict:
+    "coin -> status from the batch table the CLI prints."
+    rows = [l.split() for l in stdout.splitlines()]
+    return {r[0]: r[1] for r in rows if len(r) >= 2 and r[1] in ('ok', 'skipped', 'failed')}
+
+@pytest.fixture(scope='module')
+def broken_data_dir(tmp_path_factory) -> Path:
+    "A data folder with a copy of ETH's real file and a coin XYZ whose file has a negative price."
+    d = tmp_path_factory.mktemp('broken-data')
+    shutil.copy(coin_sources(DATA_DIR)['ETH'].path, d)
+    days = pd.date_range('2022-01-01', periods=100, freq='D')
+    xyz = pd.DataFrame(dict(datetime=days.strftime('%Y-%m-%d'), open=10., high=11., low=9., close=10., volume=1e5))
+    xyz.loc[50, 'close'] = -5.
+    xyz.to_csv(d/'XYZ-USD_1d.csv', index=False)
+    return d
+
+@pytest.fixture(scope='module')
+def btc_eth(tmp_path_factory):
+    "BTC and ETH reported by the CLI in two processes."
+    out = tmp_path_factory.mktemp('runs')
+    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, cwd=ROOT)
+    return out, r
+
+def test_batch_makes_reports_and_html(btc_eth):
+    out, r = btc_eth
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert statuses(r.stdout) == {'BTC': 'ok', 'ETH': 'ok'}, r.stdout
+    sources = coin_sources(DATA_DIR)
+    for coin in ('BTC', 'ETH'):
+        f = RunFiles.of(out, coin)
+        for p in (f.notebook, f.html, f.summary, f.meta): assert p.exists(), p
+        s = read_json(f.summary)
+        assert s['status'] == 'ok' and s['coin'] == coin
+        assert s['data_hash'] == sources[coin].sha256
+        assert {'rel_mae_1', 'rel_mae_7', 'rel_mae_30'} <= set(s)
+        # papermill's `python3` kernel is this environment's interpreter
+        assert Path(s['python']).parent == Path(sys.executable).parent, s['python']
+        nb = json.loads(f.notebook.read_text())
+        assert any('parameters' in c['metadata'].get('tags', []) for c in nb['cells'])
+        assert any('injected-parameters' in c['metadata'].get('tags', []) for c in nb['cells'])
+        assert f'"{coin} forecast report"' in ''.join(nb['cells'][0]['source'])  # front matter for the listing
+        html = f.html.read_text()
+        assert f"{coin} daily close" in html and 'Plotly.newPlot' in html  # PLOTLY_RENDERER=notebook: plotly.js inline
+    table = pd.read_csv(out/'batch_summary.csv')
+    assert list(table.coin) == ['BTC', 'ETH'] and set(table.status) == {'ok'}
+
+def test_rerun_skips_up_to_date_reports(btc_eth):
+    out, _ = btc_eth
+    before = {p.name: p.stat().st_mtime for p in out.iterdir() if p.suffix in ('.ipynb', '.html')}
+    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert statuses(r.stdout) == {'BTC': 'skipped', 'ETH': 'skipped'}, r.stdout
+    assert {p.name: p.stat().st_mtime for p in out.iterdir() if p.suffix in ('.ipynb', '.html')} == before
+
+def test_failing_coin_fails_alone(broken_data_dir, tmp_path):
+    r = run_cli('batch', '--crypto', 'ETH,XYZ', '--jobs', '2', '--data-dir', broken_data_dir, '--out', tmp_path, cwd=ROOT)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert statuses(r.stdout) == {'ETH': 'ok', 'XYZ': 'failed'}, r.stdout
+    assert 'XYZ: UserError: XYZ: no usable price data' in r.stdout and 'negative price on 2022-02-20' in r.stdout
+    failed = RunFiles.of(tmp_path, 'XYZ')
+    nb = json.loads(failed.notebook.read_text())  # the failed notebook stays, the error in place
+    assert any(o.get('output_type') == 'error' for c in nb['cells'] for o in c.get('outputs', []))
+    assert failed.html.exists() and read_json(failed.summary)['status'] == 'failed'
+    assert read_json(RunFiles.of(tmp_path, 'ETH').summary)['status'] == 'ok'
+    # the failed coin is run again next time, the good one is not
+    t = run_batch(['ETH', 'XYZ'], out_dir=tmp_path, data_dir=broken_data_dir, progress=False)
+    assert list(t.status) == ['skipped', 'failed']
+
+def test_unknown_coin_is_refused_before_running(broken_data_dir, tmp_path):
+    r = run_cli('batch', '--crypto', 'ETH,NOPE', '--data-dir', broken_data_dir, '--out', tmp_path, cwd=ROOT)
+    assert r.returncode == 2 and 'error: no data for NOPE' in r.stderr, r.stderr
+    assert not list(tmp_path.glob('*.ipynb'))
+
+def test_dask_engine_on_a_local_cluster(broken_data_dir, tmp_path):
+    distributed = pytest.importorskip('distributed')
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1',
+                                  dashboard_address=None) as cluster:
+        t = run_batch(['ETH', 'XYZ'], params={'seed': 3}, engine='dask', scheduler=cluster.scheduler_address,
+                      out_dir=tmp_path, data_dir=broken_data_dir, progress=False)
+    assert list(t.status) == ['ok', 'failed']
+    assert 'negative price' in t.error[1]
+    assert RunFiles.of(tmp_path, 'ETH').html.exists()
+    assert read_json(RunFiles.of(tmp_path, 'ETH').meta)['params']['seed'] == 3
+
+def test_dask_engine_from_the_cli(broken_data_dir, tmp_path):
+    "`--engine dask` without a scheduler starts a local cluster of `--jobs` worker processes on 127.0.0.1."
+    pytest.importorskip('distributed')
+    r = run_cli('batch', '--crypto', 'XYZ', '--engine', 'dask', '--jobs', '2', '--epochs', '1',
+                '--data-dir', broken_data_dir, '--out', tmp_path, cwd=ROOT)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert statuses(r.stdout) == {'XYZ': 'failed'} and 'negative price' in r.stdout, r.stdout
+    meta = read_json(RunFiles.of(tmp_path, 'XYZ').meta)
+    assert meta['status'] == 'failed' and meta['params']['epochs'] == 1

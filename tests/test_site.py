@@ -1,0 +1,98 @@
+"""`cryptoforecast site` over real batch reports, and the built site in headless Chromium."""
+import functools, http.server, shutil, threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cryptoforecast.batch import coin_sources, run_batch
+from cryptoforecast.site import build_site
+from conftest import DATA_DIR, ROOT, needs_data, run_cli
+
+pytestmark = [needs_data, pytest.mark.slow]
+CHROMIUM = Path('/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run']
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory) -> Path:
+    "Real reports: ETH (ok) and XYZ (a broken file: failed), made by the batch into a temp folder."
+    data = tmp_path_factory.mktemp('data')
+    shutil.copy(coin_sources(DATA_DIR)['ETH'].path, data)
+    days = pd.date_range('2022-01-01', periods=60, freq='D')
+    pd.DataFrame(dict(datetime=days.strftime('%Y-%m-%d'), open=1., high=1., low=1., close=-1., volume=1.)).to_csv(data/'XYZ-USD_1d.csv', index=False)
+    out = tmp_path_factory.mktemp('runs')
+    t = run_batch(['ETH', 'XYZ'], out_dir=out, data_dir=data, progress=False)  # in this process: no worker start-up
+    assert list(t.status) == ['ok', 'failed'], t
+    return out
+
+@pytest.fixture(scope='module')
+def nbs(tmp_path_factory) -> Path:
+    "Two of the documentation notebooks (converting all of them is slow and proves nothing more)."
+    d = tmp_path_factory.mktemp('nbs')
+    for name in ('index.ipynb', '00_config.ipynb'): shutil.copy(ROOT/'nbs'/name, d)
+    return d
+
+@pytest.fixture(scope='module')
+def site(runs, nbs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp('site')
+    r = run_cli('site', '--out', out, '--runs', runs, '--nbs', nbs, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert '2 reports, 2 docs' in r.stdout
+    return out
+
+def test_site_lists_the_reports(site):
+    index = (site/'index.html').read_text()
+    for href in ('reports/ETH.html', 'reports/XYZ.html', 'docs/index.html', 'docs/00_config.html'):
+        assert f'href="{href}"' in index, href
+        assert (site/href).exists(), href
+    assert '<td class="ok">ok</td>' in index and '<td class="failed" title="UserError: XYZ: no usable price data' in index
+    assert 'ETH daily close' in (site/'reports'/'ETH.html').read_text()
+    assert 'negative price' in (site/'reports'/'XYZ.html').read_text()  # the failed report shows its error
+
+def test_rebuild_drops_removed_reports(runs, tmp_path):
+    shutil.copytree(runs, tmp_path/'runs')
+    build_site(tmp_path/'site', tmp_path/'runs', tmp_path/'no-docs')
+    for f in (tmp_path/'runs').glob('XYZ.*'): f.unlink()
+    index = build_site(tmp_path/'site', tmp_path/'runs', tmp_path/'no-docs')
+    assert 'XYZ' not in index.read_text() and not (tmp_path/'site'/'reports'/'XYZ.html').exists()
+
+@pytest.fixture
+def served(site):
+    "The site on a local HTTP server (127.0.0.1, a free port)."
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown(); httpd.server_close()
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not installed (apt-get install -y chromium)")
+def test_site_in_headless_chromium(served, tmp_path):
+    sync_api = pytest.importorskip('playwright.sync_api', reason='playwright is not installed')
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            # the site must work offline: anything not served from 127.0.0.1 (CDN MathJax, require.js) is refused
+            page.route('**/*', lambda route: route.continue_() if route.request.url.startswith(served) else route.abort())
+            assert page.goto(f"{served}/index.html").ok
+            assert page.title() == 'cryptoforecast'
+            rows = page.locator('#reports tbody tr')
+            assert rows.count() == 2
+            assert rows.nth(0).locator('td').nth(1).inner_text() == 'ok'
+            assert rows.nth(1).locator('td').nth(1).inner_text() == 'failed'
+            page.screenshot(path=str(tmp_path/'index.png'), full_page=True)
+            hrefs = page.eval_on_selector_all('a', 'els => els.map(e => e.getAttribute("href"))')
+            assert hrefs == ['reports/ETH.html', 'reports/XYZ.html', 'docs/index.html', 'docs/00_config.html']
+            for href in hrefs:  # every link opens a page with a title
+                resp = page.goto(f"{served}/{href}")
+                assert resp.ok, href
+                assert page.title(), href
+            page.goto(f"{served}/reports/ETH.html")  # the price chart renders from the inlined plotly.js
+            page.wait_for_selector('.plotly-graph-div .main-svg', timeout=20_000)
+            page.screenshot(path=str(tmp_path/'eth.png'))
+        finally: browser.close()
+    assert (tmp_path/'index.png').stat().st_size > 1000 and (tmp_path/'eth.png').stat().st_size > 1000
