@@ -89,6 +89,7 @@ def test_btc_feature_frame_is_clean(universe):
         np.testing.assert_allclose(btc[f'target_logret_{h}d'].iloc[0], np.log(btc.close.iloc[h] / btc.close.iloc[0]))
 
 @needs_data
+@pytest.mark.slow
 def test_every_coin_builds_or_names_its_short_history(universe):
     market = market_context(universe)
     for sym, df in universe.items():

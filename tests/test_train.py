@@ -1,0 +1,54 @@
+"""The production training pipeline through its CLI: outputs, MLflow run and registry, failure isolation."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cryptoforecast.plots import PLOT_NAMES
+from conftest import DATA_DIR, needs_data, run_cli
+
+LIGHT = ['--models', 'naive,drift,lightgbm']
+
+@needs_data
+def test_train_outputs_tracking_and_failure_isolation(tmp_path):
+    art = tmp_path/'artifacts'
+    r = run_cli('train', '--crypto', 'BTC,PEPE', *LIGHT, '--data-dir', DATA_DIR, '--artifacts-dir', art, '--seed', '1',
+                cwd=tmp_path, env={'MLFLOW_TRACKING_URI': ''}, timeout=900)
+    # PEPE has 119 days, less than the feature warm-up: it fails alone, BTC finishes, the exit code says so
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'PEPE: failed' in r.stderr and 'warm-up' in r.stderr
+    summary = r.stdout
+    assert 'BTC' in summary and 'ok' in summary and 'failed' in summary and 'mlflow ui --backend-store-uri sqlite:///' in summary
+    (run_dir,) = [p for p in (art/'BTC').iterdir() if p.name[0].isdigit()]
+    pngs = sorted(p.stem for p in (run_dir/'plots').glob('*.png'))
+    assert pngs == sorted(PLOT_NAMES)
+    assert all((run_dir/'plots'/f"{n}.png").stat().st_size > 10_000 for n in PLOT_NAMES)
+    rep = json.loads((run_dir/'report.json').read_text())
+    assert rep['coin'] == 'BTC' and rep['seed'] == 1 and rep['headline']['model'] == 'ensemble'
+    metrics = pd.DataFrame(rep['metrics'])
+    assert set(metrics['model']) == {'naive', 'drift', 'lightgbm', 'ensemble'} and set(metrics['horizon']) == {1, 7, 30}
+    assert (metrics.loc[metrics['model'] == 'naive', 'rel_mae'] == 1).all()
+    assert rep['data']['sha256'] and rep['data']['universe_hashes']['BTC'] == rep['data']['sha256']
+    assert {'cov80', 'width80', 'cov95', 'width95'} <= set(rep['uncertainty'][0])
+    assert rep['ensemble']['1']['mean_weights'] and len(rep['shap']) == 3
+    for m in ('naive', 'drift', 'lightgbm', 'ensemble'): assert (art/'BTC'/m/'model.pkl').exists()
+    fc = pd.read_parquet(run_dir/'forecast.parquet')
+    assert fc['origin'].nunique() == 1 and sorted(fc['horizon']) == [1, 7, 30] and fc['actual'].isna().all()
+    # MLflow: a run with the metrics, and version 1 of cryptoforecast-BTC is champion and challenger
+    import mlflow
+    from mlflow import MlflowClient
+    mlflow.set_tracking_uri(rep['mlflow']['tracking_uri'])
+    c = MlflowClient()
+    run = c.get_run(rep['mlflow']['run_id'])
+    assert run.data.metrics['ensemble_h7_rel_mae'] == pytest.approx(metrics.query("model == 'ensemble' and horizon == 7")['rel_mae'].item())
+    mv = c.get_model_version_by_alias('cryptoforecast-BTC', 'champion')
+    assert str(mv.version) == '1' and str(c.get_model_version_by_alias('cryptoforecast-BTC', 'challenger').version) == '1'
+    # the registered pyfunc returns a predictions frame
+    model = mlflow.pyfunc.load_model('models:/cryptoforecast-BTC@champion')
+    from cryptoforecast.data import load_universe
+    from cryptoforecast.features import build_features, market_context
+    u = load_universe(DATA_DIR)
+    frame = build_features(u['BTC'], market=market_context(u)).iloc[-120:]
+    preds = model.predict(frame)
+    assert {'coin', 'origin', 'horizon', 'model', 'mean', 'q0.1', 'q0.9'} <= set(preds.columns) and len(preds) > 0
