@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## demo: install everything, then run the main job on $CRYPTOFORECAST_DATA_DIR (default data/raw)
+## demo: install everything, then run the main job on $CRYPTOFORECAST_DATA_DIR (default data/raw):
+## list and check the data, then the quick training run for BTC and ETH (plots, report, MLflow run)
 demo: $(STAMP)
 	$(BIN)/cryptoforecast data list
 	$(BIN)/cryptoforecast data check
+	$(BIN)/cryptoforecast train --crypto BTC,ETH --epochs 5 --no-ensemble
 
 ## sync-check: fail if nbdev-export or nbdev-clean would change the committed notebooks/package
 sync-check: $(STAMP)
@@ -45,3 +47,5 @@ readme: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/data_load.py
+	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/skill.py
