@@ -27,11 +27,17 @@ def broken_data_dir(tmp_path_factory) -> Path:
     xyz.to_csv(d/'XYZ-USD_1d.csv', index=False)
     return d
 
+# the training in the reports uses the cheap models here (the deep ones cost minutes per coin on this CPU);
+# the failure, skip and engine tests need no training at all
+LIGHT = ['-p', 'models', 'naive,drift,lightgbm']
+DATA_ONLY = ['-p', 'train', 'false']
+
 @pytest.fixture(scope='module')
 def btc_eth(tmp_path_factory):
-    "BTC and ETH reported by the CLI in two processes."
+    "BTC and ETH reported (and trained with the cheap models) by the CLI in two processes."
     out = tmp_path_factory.mktemp('runs')
-    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, cwd=ROOT)
+    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, *LIGHT,
+                '-p', 'artifacts_dir', out/'artifacts', cwd=ROOT, env={'MLFLOW_TRACKING_URI': ''})
     return out, r
 
 def test_batch_makes_reports_and_html(btc_eth):
@@ -45,7 +51,8 @@ def test_batch_makes_reports_and_html(btc_eth):
         s = read_json(f.summary)
         assert s['status'] == 'ok' and s['coin'] == coin
         assert s['data_hash'] == sources[coin].sha256
-        assert {'rel_mae_1', 'rel_mae_7', 'rel_mae_30'} <= set(s)
+        assert {'rel_mae_1', 'rel_mae_7', 'rel_mae_30'} <= set(s) and s['trained']
+        assert all(0 < s[f'rel_mae_{h}'] < 3 for h in (1, 7, 30)), s  # the report carries the run's skill
         # papermill's `python3` kernel is this environment's interpreter
         assert Path(s['python']).parent == Path(sys.executable).parent, s['python']
         nb = json.loads(f.notebook.read_text())
@@ -60,13 +67,14 @@ def test_batch_makes_reports_and_html(btc_eth):
 def test_rerun_skips_up_to_date_reports(btc_eth):
     out, _ = btc_eth
     before = {p.name: p.stat().st_mtime for p in out.iterdir() if p.suffix in ('.ipynb', '.html')}
-    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, cwd=ROOT)
+    r = run_cli('batch', '--crypto', 'BTC,ETH', '--jobs', '2', '--data-dir', DATA_DIR, '--out', out, *LIGHT,
+                '-p', 'artifacts_dir', out/'artifacts', cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert statuses(r.stdout) == {'BTC': 'skipped', 'ETH': 'skipped'}, r.stdout
     assert {p.name: p.stat().st_mtime for p in out.iterdir() if p.suffix in ('.ipynb', '.html')} == before
 
 def test_failing_coin_fails_alone(broken_data_dir, tmp_path):
-    r = run_cli('batch', '--crypto', 'ETH,XYZ', '--jobs', '2', '--data-dir', broken_data_dir, '--out', tmp_path, cwd=ROOT)
+    r = run_cli('batch', '--crypto', 'ETH,XYZ', '--jobs', '2', '--data-dir', broken_data_dir, '--out', tmp_path, *DATA_ONLY, cwd=ROOT)
     assert r.returncode == 1, r.stdout + r.stderr
     assert statuses(r.stdout) == {'ETH': 'ok', 'XYZ': 'failed'}, r.stdout
     assert 'XYZ: UserError: XYZ: no usable price data' in r.stdout and 'negative price on 2022-02-20' in r.stdout
@@ -76,7 +84,7 @@ def test_failing_coin_fails_alone(broken_data_dir, tmp_path):
     assert failed.html.exists() and read_json(failed.summary)['status'] == 'failed'
     assert read_json(RunFiles.of(tmp_path, 'ETH').summary)['status'] == 'ok'
     # the failed coin is run again next time, the good one is not
-    t = run_batch(['ETH', 'XYZ'], out_dir=tmp_path, data_dir=broken_data_dir, progress=False)
+    t = run_batch(['ETH', 'XYZ'], params={'train': False}, out_dir=tmp_path, data_dir=broken_data_dir, progress=False)
     assert list(t.status) == ['skipped', 'failed']
 
 def test_unknown_coin_is_refused_before_running(broken_data_dir, tmp_path):
@@ -88,7 +96,7 @@ def test_dask_engine_on_a_local_cluster(broken_data_dir, tmp_path):
     distributed = pytest.importorskip('distributed')
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1',
                                   dashboard_address=None) as cluster:
-        t = run_batch(['ETH', 'XYZ'], params={'seed': 3}, engine='dask', scheduler=cluster.scheduler_address,
+        t = run_batch(['ETH', 'XYZ'], params={'seed': 3, 'train': False}, engine='dask', scheduler=cluster.scheduler_address,
                       out_dir=tmp_path, data_dir=broken_data_dir, progress=False)
     assert list(t.status) == ['ok', 'failed']
     assert 'negative price' in t.error[1]
@@ -98,7 +106,7 @@ def test_dask_engine_on_a_local_cluster(broken_data_dir, tmp_path):
 def test_dask_engine_from_the_cli(broken_data_dir, tmp_path):
     "`--engine dask` without a scheduler starts a local cluster of `--jobs` worker processes on 127.0.0.1."
     pytest.importorskip('distributed')
-    r = run_cli('batch', '--crypto', 'XYZ', '--engine', 'dask', '--jobs', '2', '--epochs', '1',
+    r = run_cli('batch', '--crypto', 'XYZ', '--engine', 'dask', '--jobs', '2', '--epochs', '1', *DATA_ONLY,
                 '--data-dir', broken_data_dir, '--out', tmp_path, cwd=ROOT)
     assert r.returncode == 1, r.stdout + r.stderr
     assert statuses(r.stdout) == {'XYZ': 'failed'} and 'negative price' in r.stdout, r.stdout

@@ -1,0 +1,155 @@
+"""The forecast dashboard: its math on real runs, and the Voila page driven by headless Chromium."""
+import os, shutil, signal, socket, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryptoforecast import dashboard as D
+from conftest import DATA_DIR, ROOT, needs_data, run_cli
+
+CHROMIUM = Path('/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run']
+SHOTS = Path(os.environ.get('CRYPTOFORECAST_SHOTS_DIR', '/tmp/dashboard_shots'))
+
+@pytest.fixture(scope='session')
+def artifacts(tmp_path_factory) -> Path:
+    "Runs of BTC and ETH with the cheap models (about a minute); `$CRYPTOFORECAST_TEST_ARTIFACTS` reuses finished ones."
+    reuse = os.environ.get('CRYPTOFORECAST_TEST_ARTIFACTS')
+    if reuse and D.coins_with_runs(reuse)[:2]: return Path(reuse)
+    if not DATA_DIR.exists(): pytest.skip(f"real data not found at {DATA_DIR}")
+    art = tmp_path_factory.mktemp('artifacts')
+    r = run_cli('train', '--crypto', 'BTC,ETH', '--epochs', '1', '--no-ensemble', '--models', 'naive,drift,lightgbm',
+                '--no-mlflow', '--data-dir', DATA_DIR, '--artifacts-dir', art, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return art
+
+# ---- the math on real forecasts
+
+@needs_data
+def test_alert_probability_is_monotone_and_matches_the_quantiles(artifacts):
+    run = D.latest_run('BTC', artifacts)
+    for _, row in run.forecast.iterrows():
+        c = row['close_origin']
+        ks = c * np.exp(np.linspace(-1, 1, 201))
+        p = np.array([D.prob_above(k, row) for k in ks])
+        assert np.all(np.diff(p) <= 1e-12) and p[0] > 0.99 and p[-1] < 0.01, row['horizon']
+        for q, level in zip(D.QUANTILE_COLS, D.QUANTILES):   # at each forecast quantile, exactly its level
+            assert D.prob_above(c * np.exp(row[q]), row) == pytest.approx(1 - level, abs=1e-9)
+    at = D.alert_table(run.forecast, [run.forecast['close_origin'].iloc[0] * 2])
+    assert (at['direction'] == 'rises above').all() and not at['triggers'].any()
+
+@needs_data
+def test_portfolio_quantiles(artifacts):
+    btc, eth = D.latest_run('BTC', artifacts), D.latest_run('ETH', artifacts)
+    one = D.portfolio_value({'BTC': 2}, {'BTC': btc.forecast}, n=40_000)
+    for h in btc.horizons:
+        r = btc.forecast.query('horizon == @h').iloc[0]
+        for q in ('q0.1', 'q0.5', 'q0.9'):   # one coin: the forecast's own quantiles, up to Monte Carlo error
+            assert one.loc[h, q] == pytest.approx(2 * r['close_origin'] * np.exp(r[q]), rel=0.01)
+    fc = {'BTC': btc.forecast, 'ETH': eth.forecast}
+    ind = D.portfolio_value({'BTC': 1, 'ETH': 10}, fc)
+    com = D.portfolio_value({'BTC': 1, 'ETH': 10}, fc, comonotonic=True)
+    now = btc.forecast['close_origin'].iloc[0] + 10 * eth.forecast['close_origin'].iloc[0]
+    assert ind.loc[0, 'q0.5'] == pytest.approx(now) and list(ind.index) == [0, 1, 7, 30]
+    assert (ind.filter(like='q').diff(axis=1).iloc[:, 1:] >= 0).all().all()
+    assert ((ind['q0.975'] - ind['q0.025']) <= (com['q0.975'] - com['q0.025']) + 1e-9).all()   # independence narrows the spread
+    with pytest.raises(Exception, match='no forecast for DOGE'): D.portfolio_value({'DOGE': 1}, fc)
+
+def test_cli_without_runs_is_a_one_line_error(tmp_path):
+    r = run_cli('dashboard', '--artifacts-dir', tmp_path, timeout=60)
+    assert r.returncode == 2 and 'no finished training run' in r.stderr and 'Traceback' not in r.stderr
+
+# ---- the page in a browser
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def wait_port(port: int, proc, timeout: float = 90):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None: raise AssertionError(f"the dashboard exited with {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(('127.0.0.1', port)) == 0: return
+        time.sleep(0.3)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+def _playwright():
+    if not CHROMIUM.exists(): pytest.skip(f"no Chromium at {CHROMIUM}")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: pytest.skip('python playwright is not installed (pip install playwright)')
+    return sync_playwright
+
+def open_dashboard(browser, url):
+    "Open the page; seconds until the price chart is drawn."
+    page = browser.new_page(viewport={'width': 1300, 'height': 900})
+    t0 = time.time()
+    page.goto(url, timeout=180_000, wait_until='commit')   # Voila answers once the page's kernel has run it
+    page.wait_for_selector('.cf-price .js-plotly-plot', timeout=180_000)
+    return page, time.time() - t0
+
+def wait_text(page, selector, text, timeout=60_000):
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t); }",
+                           arg=[selector, text], timeout=timeout)
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_data
+def test_dashboard_in_chromium(artifacts, tmp_path):
+    sync_playwright = _playwright()
+    port = free_port()
+    exe = Path(sys.executable).parent/'cryptoforecast'
+    log = open(tmp_path/'dashboard.log', 'w')
+    proc = subprocess.Popen([str(exe), 'dashboard', '--port', str(port), '--artifacts-dir', str(artifacts)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    shots = [tmp_path/'btc.png', tmp_path/'eth.png']
+    try:
+        wait_port(port, proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page, first = open_dashboard(browser, f"http://127.0.0.1:{port}/")
+            wait_text(page, '.cf-header', 'BTC: run')
+            live = page.inner_text('.cf-live')
+            assert 'Offline' in live or 'Live BTC' in live, live
+            assert page.locator('.js-plotly-plot').count() >= 3
+            # switch the horizon: the chart title and the skill table follow
+            page.click('.cf-horizon button:has-text("30 days")')
+            wait_text(page, '.cf-skill', 'Skill at 30 day')
+            wait_text(page, '.cf-price', 'forecast for 30 day')
+            # a holding and an alert
+            page.fill('.cf-holdings input', 'BTC 0.5, ETH 2'); page.press('.cf-holdings input', 'Enter')
+            wait_text(page, '.cf-portfolio', 'value now')
+            assert 'independent' in page.inner_text('.cf-portfolio')
+            close = D.latest_run('BTC', artifacts).forecast['close_origin'].iloc[0]
+            page.fill('.cf-alerts input', f"{close * 1.1:.0f}, {close * 0.9:.0f}"); page.press('.cf-alerts input', 'Enter')
+            wait_text(page, '.cf-alert-table', 'rises above'); wait_text(page, '.cf-alert-table', 'falls below')
+            page.set_viewport_size({'width': 1300, 'height': 3300})   # Voila scrolls inside the page: a tall window shows it all
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(shots[0]), full_page=True)
+            # switch the coin: header, chart and alerts follow
+            page.select_option('.cf-coin select', 'ETH')
+            wait_text(page, '.cf-header', 'ETH: run')
+            wait_text(page, '.cf-price', 'ETH: last')
+            wait_text(page, '.cf-alert-table', 'ETH alerts')
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(shots[1]), full_page=True)
+            # a second visitor, with the server and the browser warm
+            page2, second = open_dashboard(browser, f"http://127.0.0.1:{port}/")
+            browser.close()
+        print(f"\nrender time: first page {first:.1f} s, second page {second:.1f} s")
+        # the target is 10 s on an idle machine; shared CI cores get a wider bound, the figures are printed
+        assert max(first, second) < float(os.environ.get('CRYPTOFORECAST_RENDER_LIMIT_S', 40)), (first, second)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)   # Ctrl-C: the CLI stops Voila itself
+            try: proc.wait(timeout=20)
+            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+        log.close()
+    out = (tmp_path/'dashboard.log').read_text()
+    assert f"http://127.0.0.1:{port}/" in out and 'dashboard stopped' in out, out[-2000:]
+    assert proc.returncode == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for s in shots: shutil.copy(s, SHOTS/s.name)
