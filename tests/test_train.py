@@ -38,8 +38,9 @@ def test_train_outputs_tracking_and_failure_isolation(tmp_path):
     # MLflow: a run with the metrics, and version 1 of cryptoforecast-BTC is champion and challenger
     import mlflow
     from mlflow import MlflowClient
-    mlflow.set_tracking_uri(rep['mlflow']['tracking_uri'])
-    c = MlflowClient()
+    # set both: an earlier test in this process may have pointed the registry elsewhere
+    mlflow.set_tracking_uri(rep['mlflow']['tracking_uri']); mlflow.set_registry_uri(rep['mlflow']['tracking_uri'])
+    c = MlflowClient(tracking_uri=rep['mlflow']['tracking_uri'], registry_uri=rep['mlflow']['tracking_uri'])
     run = c.get_run(rep['mlflow']['run_id'])
     assert run.data.metrics['ensemble_h7_rel_mae'] == pytest.approx(metrics.query("model == 'ensemble' and horizon == 7")['rel_mae'].item())
     mv = c.get_model_version_by_alias('cryptoforecast-BTC', 'champion')
