@@ -23,3 +23,19 @@ def run_cli(*args, cwd=None, env=None, timeout=600):
     exe = Path(sys.executable).parent/'cryptoforecast'
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(exe), *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+CHROMIUM = Path('/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run']
+
+def data_dir_with_broken_coin(folder: Path, days: int = 100) -> Path:
+    "A data folder with a copy of ETH's real file and a coin XYZ whose file has a negative price."
+    import shutil
+    import pandas as pd
+    from cryptoforecast.batch import coin_sources
+    shutil.copy(coin_sources(DATA_DIR)['ETH'].path, folder)
+    dates = pd.date_range('2022-01-01', periods=days, freq='D')
+    xyz = pd.DataFrame(dict(datetime=dates.strftime('%Y-%m-%d'), open=10., high=11., low=9., close=10., volume=1e5))
+    xyz.loc[days // 2, 'close'] = -5.
+    xyz.to_csv(folder/'XYZ-USD_1d.csv', index=False)
+    return folder

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cryptoforecast.batch import RunFiles, coin_sources, read_json, run_batch
-from conftest import DATA_DIR, ROOT, needs_data, run_cli
+from conftest import DATA_DIR, ROOT, data_dir_with_broken_coin, needs_data, run_cli
 
 pytestmark = [needs_data, pytest.mark.slow]
 
@@ -18,14 +18,7 @@ def statuses(stdout: str) -> dict:
 
 @pytest.fixture(scope='module')
 def broken_data_dir(tmp_path_factory) -> Path:
-    "A data folder with a copy of ETH's real file and a coin XYZ whose file has a negative price."
-    d = tmp_path_factory.mktemp('broken-data')
-    shutil.copy(coin_sources(DATA_DIR)['ETH'].path, d)
-    days = pd.date_range('2022-01-01', periods=100, freq='D')
-    xyz = pd.DataFrame(dict(datetime=days.strftime('%Y-%m-%d'), open=10., high=11., low=9., close=10., volume=1e5))
-    xyz.loc[50, 'close'] = -5.
-    xyz.to_csv(d/'XYZ-USD_1d.csv', index=False)
-    return d
+    return data_dir_with_broken_coin(tmp_path_factory.mktemp('broken-data'))
 
 # the training in the reports uses the cheap models here (the deep ones cost minutes per coin on this CPU);
 # the failure, skip and engine tests need no training at all

@@ -7,11 +7,8 @@ import pandas as pd
 import pytest
 
 from cryptoforecast import dashboard as D
-from conftest import DATA_DIR, ROOT, needs_data, run_cli
+from conftest import CHROMIUM, CHROMIUM_ARGS, DATA_DIR, ROOT, needs_data, run_cli
 
-CHROMIUM = Path('/usr/bin/chromium')
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-                 '--disable-sync', '--no-first-run']
 SHOTS = Path(os.environ.get('CRYPTOFORECAST_SHOTS_DIR', '/tmp/dashboard_shots'))
 
 @pytest.fixture(scope='session')

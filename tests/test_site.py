@@ -7,22 +7,16 @@ import pytest
 
 from cryptoforecast.batch import coin_sources, run_batch
 from cryptoforecast.site import build_site
-from conftest import DATA_DIR, ROOT, needs_data, run_cli
+from conftest import CHROMIUM, CHROMIUM_ARGS, DATA_DIR, ROOT, data_dir_with_broken_coin, needs_data, run_cli
 
 pytestmark = [needs_data, pytest.mark.slow]
-CHROMIUM = Path('/usr/bin/chromium')
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-                 '--disable-sync', '--no-first-run']
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory) -> Path:
     "Real reports: ETH (ok) and XYZ (a broken file: failed), made by the batch into a temp folder."
-    data = tmp_path_factory.mktemp('data')
-    shutil.copy(coin_sources(DATA_DIR)['ETH'].path, data)
-    days = pd.date_range('2022-01-01', periods=60, freq='D')
-    pd.DataFrame(dict(datetime=days.strftime('%Y-%m-%d'), open=1., high=1., low=1., close=-1., volume=1.)).to_csv(data/'XYZ-USD_1d.csv', index=False)
+    data = data_dir_with_broken_coin(tmp_path_factory.mktemp('data'))
     out = tmp_path_factory.mktemp('runs')
-    t = run_batch(['ETH', 'XYZ'], out_dir=out, data_dir=data, progress=False)  # in this process: no worker start-up
+    t = run_batch(['ETH', 'XYZ'], params={'train': False}, out_dir=out, data_dir=data, progress=False)  # data-only reports: the site is under test, not training
     assert list(t.status) == ['ok', 'failed'], t
     return out
 
