@@ -7,34 +7,84 @@ of 30 days (the largest horizon) between parts. Coins without enough history for
 Prints, per model and horizon: the median relative MAE against the random walk, the share of coins where the model
 beats it (and where the one-sided Diebold-Mariano test says so at 5%), directional accuracy and 80%/95% coverage;
 then wall time and peak memory.
+
+The deep models cost minutes per fold on a CPU. For them, `--cache-dir DIR` keeps each coin's predictions as soon as
+the coin is done, so a run that is stopped resumes where it was (same settings only), and `--sample N` evaluates N
+coins drawn at random (seeded) from those with enough history:
+
+    nice -n 19 .venv/bin/python benchmarks/skill.py --models naive,lightgbm,lstm,transformer,ensemble \\
+        --epochs 5 --sample 20 --jobs 1 --cache-dir benchmarks/out/deep_skill
 """
-import argparse, resource, sys, time
+import argparse, json, resource, sys, time
 from pathlib import Path
 
-from cryptoforecast.backtest import format_table, run_backtest, summarize
+import numpy as np
+import pandas as pd
+
+from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
+from cryptoforecast.config import get_config
+from cryptoforecast.data import load_universe
+
+def eligible(universe: dict, coins, a) -> tuple[list, dict]:
+    "Coins with enough history for the folds, and why the others are skipped."
+    folds, skipped = coin_folds(universe, coins, get_config(seed=a.seed), a.folds, a.test_size, val_size=90, min_train=300)
+    return sorted(folds), skipped
+
+def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
+    "Predictions coin by coin (`a.jobs` coins at a time), each kept in `a.cache_dir` and reused by a rerun."
+    from tqdm.auto import tqdm
+    cache = Path(a.cache_dir); cache.mkdir(parents=True, exist_ok=True)
+    settings = dict(models=models, folds=a.folds, test_size=a.test_size, seed=a.seed, epochs=a.epochs)
+    meta = cache/'settings.json'
+    if meta.exists() and json.loads(meta.read_text()) != settings:
+        sys.exit(f"error: {cache} holds a run with other settings ({meta.read_text().strip()}); use another --cache-dir")
+    meta.write_text(json.dumps(settings))
+    todo = [c for c in coins if not (cache/f"{c}.parquet").exists()]
+    print(f"{len(coins) - len(todo)} of {len(coins)} coins already in {cache}", flush=True)
+    for i in tqdm(range(0, len(todo), a.jobs), desc='coin groups', unit='group'):
+        group = todo[i:i + a.jobs]
+        preds, _ = run_backtest(group, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw,
+                                universe=universe, progress=False)
+        for c in group: preds[preds['coin'] == c].to_parquet(cache/f"{c}.parquet")
+    return pd.concat([pd.read_parquet(cache/f"{c}.parquet") for c in coins], ignore_index=True)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser()
     p.add_argument('--models', default='naive,drift,lightgbm,lightgbm_global')
     p.add_argument('--coins', default=None, help='comma-separated (default: all)')
+    p.add_argument('--sample', type=int, default=None, help='evaluate N coins drawn at random (seeded) from the eligible ones')
     p.add_argument('--folds', type=int, default=5)
     p.add_argument('--test-size', type=int, default=146)
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--epochs', type=int, default=None)
+    p.add_argument('--cache-dir', default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
     p.add_argument('--out', default='benchmarks/out/skill_predictions.parquet')
     a = p.parse_args()
     models = a.models.split(',')
+    if a.cache_dir and 'lightgbm_global' in models: sys.exit('error: lightgbm_global is fitted across coins; it cannot be cached per coin')
     kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
+    if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
-    preds, skipped = run_backtest(a.coins.split(',') if a.coins else None, models, None, a.folds, a.test_size,
-                                  seed=a.seed, jobs=a.jobs, model_kwargs=kw)
+    universe = load_universe()
+    coins = [c.upper() for c in a.coins.split(',')] if a.coins else sorted(universe)
+    if a.sample or a.cache_dir:
+        coins, skipped = eligible(universe, coins, a)
+        if a.sample and a.sample < len(coins):
+            coins = sorted(np.random.default_rng(a.seed).choice(coins, a.sample, replace=False).tolist())
+        print(f"coins: {', '.join(coins)}", flush=True)
+        preds = cached_backtest(universe, coins, models, kw, a) if a.cache_dir else \
+            run_backtest(coins, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw, universe=universe)[0]
+    else:
+        preds, skipped = run_backtest(coins, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw,
+                                      universe=universe)
     wall = time.time() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(a.out)
     span = preds.groupby('coin')['origin'].agg(['min', 'max'])
     print(f"coins evaluated: {preds['coin'].nunique()}   skipped (too little history for {a.folds} folds x {a.test_size} days): {len(skipped)}")
-    print(f"test span per coin: median {int((span['max'] - span['min']).dt.days.median()) + 1} days; folds: {a.folds}; models: {a.models}")
+    print(f"test span per coin: median {int((span['max'] - span['min']).dt.days.median()) + 1} days; folds: {a.folds}; models: {a.models}"
+          + (f"; epochs: {a.epochs}" if a.epochs else ''))
     print(format_table(summarize(preds)))
     print(f"\nwall time: {wall/60:.1f} min   peak memory (max RSS of this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MiB"
           f"   children: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024:.0f} MiB")
