@@ -1,11 +1,11 @@
 """How long the Voila dashboard takes to draw, as a visitor sees it in headless Chromium.
 
-Starts `cryptoforecast dashboard` on a free 127.0.0.1 port (kernel pre-heating on, unless `--no-preheat`), waits
+Starts `cryptoforecast dashboard` on a free 127.0.0.1 port (with `--preheat`, Voila's kernel pre-heating), waits
 `--warmup` seconds for the pre-heated kernel to run the page, then opens the page `--visits` times, `--gap` seconds
 apart, and prints for each visit the seconds until the price chart is drawn and until every chart is. Requests that
 leave 127.0.0.1 are counted (there should be none). Needs a finished training run:
 
-    .venv/bin/python benchmarks/dashboard_render.py --artifacts-dir artifacts [--visits 3] [--no-preheat]
+    .venv/bin/python benchmarks/dashboard_render.py --artifacts-dir artifacts [--visits 3] [--preheat]
 """
 import argparse, os, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -25,12 +25,12 @@ def main(argv=None) -> int:
     p.add_argument('--visits', type=int, default=3)
     p.add_argument('--gap', type=float, default=20, help='seconds between visits (the pool refills in between)')
     p.add_argument('--warmup', type=float, default=30, help='seconds to wait after the server listens')
-    p.add_argument('--no-preheat', action='store_true')
+    p.add_argument('--preheat', action='store_true')
     a = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
     port = free_port()
     cmd = [str(Path(sys.executable).parent/'cryptoforecast'), 'dashboard', '--port', str(port), '--artifacts-dir', a.artifacts_dir]
-    if a.no_preheat: cmd.append('--no-preheat')
+    if a.preheat: cmd.append('--preheat')
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     outside = []
     def note_outside(request):  # recorded, not intercepted: Playwright's routing holds back Voila's streamed page
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         while socket.socket().connect_ex(('127.0.0.1', port)) != 0:
             if proc.poll() is not None or time.time() - t0 > 120: print('the dashboard did not start'); return 1
             time.sleep(0.2)
-        print(f"server listening after {time.time() - t0:.1f} s; preheat {'off' if a.no_preheat else 'on'}; warm-up {a.warmup:.0f} s")
+        print(f"server listening after {time.time() - t0:.1f} s; preheat {'on' if a.preheat else 'off'}; warm-up {a.warmup:.0f} s")
         time.sleep(a.warmup)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

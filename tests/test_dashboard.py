@@ -152,7 +152,7 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)   # Ctrl-C: the CLI stops Voila itself
-            try: proc.wait(timeout=20)
+            try: proc.wait(timeout=60)   # Voila stops its pre-heated kernels too
             except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
         log.close()
     out = (tmp_path/'dashboard.log').read_text()
