@@ -100,10 +100,6 @@ def wait_text(page, selector, text, timeout=60_000):
 @pytest.mark.browser
 @pytest.mark.slow
 @needs_data
-@pytest.mark.skipif(not os.environ.get('CRYPTOFORECAST_DASHBOARD_BROWSER_TEST'),
-                    reason="opt-in (CRYPTOFORECAST_DASHBOARD_BROWSER_TEST=1): with Voila 0.5.13 about 1 browser visit in 3-5 "
-                           "never finishes (the kernel runs every cell and goes idle, the page stays at 'Executing 3 of 4'); "
-                           "cause not found, so it would make CI red by chance")
 def test_dashboard_in_chromium(artifacts, tmp_path):
     sync_playwright = _playwright()
     port = free_port()
@@ -146,13 +142,14 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
             wait_text(page, '.cf-alert-table', 'ETH alerts')
             page.wait_for_timeout(2000)
             page.screenshot(path=str(shots[1]), full_page=True)
-            # a second visitor, with the server and the browser warm
-            page2, second = open_dashboard(browser, f"http://127.0.0.1:{port}/", outside)
+            # more visitors, with the server and the browser warm: before `dashboard.recheck_kernel_sockets` about one
+            # visit in two to five never finished here, so three visits in a row would very likely have caught it
+            later = [open_dashboard(browser, f"http://127.0.0.1:{port}/", outside)[1] for _ in range(2)]
             browser.close()
-        print(f"\nrender time: first page {first:.1f} s, second page {second:.1f} s")
+        print(f"\nrender time: first page {first:.1f} s, later pages {', '.join(f'{t:.1f}' for t in later)} s")
         assert not outside, f"the dashboard asked for resources outside 127.0.0.1: {sorted(set(outside))}"
         # the target is 10 s on an idle machine; shared CI cores get a wider bound, the figures are printed
-        assert max(first, second) < float(os.environ.get('CRYPTOFORECAST_RENDER_LIMIT_S', 40)), (first, second)
+        assert max(first, *later) < float(os.environ.get('CRYPTOFORECAST_RENDER_LIMIT_S', 40)), (first, later)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)   # Ctrl-C: the CLI stops Voila itself
