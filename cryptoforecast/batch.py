@@ -166,6 +166,8 @@ def summary_row(summary: dict, status: str, seconds: float) -> dict:
 def execute_task(task: ReportTask) -> dict:
     "Make one coin's report (notebook, HTML, summary, manifest); returns its row of the batch table, never raises."
     import papermill as pm
+    from cryptoforecast.kernel_client import recheck_kernel_sockets
+    recheck_kernel_sockets()   # a missed ZeroMQ wake-up would otherwise hang this coin's report for good
     files, start, error = RunFiles.of(task.out_dir, task.coin), time.time(), ''
     for p in (files.meta, files.summary): p.unlink(missing_ok=True)
     cwd = task.cwd if task.cwd and Path(task.cwd).is_dir() else None

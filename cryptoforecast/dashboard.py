@@ -21,8 +21,7 @@ __all__ = ['ARTIFACTS_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SK
            'run_dirs', 'coins_with_runs', 'Run', 'latest_run', 'price_history', 'current_regime', 'return_cdf',
            'return_quantile', 'prob_above', 'alert_table', 'parse_holdings', 'portfolio_value', 'skill_table',
            'model_forecasts', 'ensemble_weights', 'shap_top', 'price_figure', 'model_figure', 'bar_figure',
-           'latest_price', 'dashboard_notebook', 'voila_jupyter_path', 'recheck_kernel_sockets', 'run_voila',
-           'voila_command', 'dashboard_cli']
+           'latest_price', 'dashboard_notebook', 'voila_jupyter_path', 'run_voila', 'voila_command', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -295,25 +294,10 @@ def voila_jupyter_path(notebook) -> Path:
     "The Jupyter data folder holding the dashboard's Voila template (`reports/jupyter/`, next to the notebook)."
     return Path(notebook).resolve().parent/'jupyter'
 
-def recheck_kernel_sockets(slice_s: float = 0.5):
-    "Make `jupyter_client`'s asyncio channels wait for a message in `slice_s` slices, checking the socket between them."
-    import time, zmq
-    from queue import Empty
-    from jupyter_client.channels import AsyncZMQSocketChannel
-    async def get_msg(self, timeout: float|None = None) -> dict:
-        "The next message; `Empty` after `timeout` s (never, when None). A missed wake-up costs at most `slice_s`."
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = slice_s if deadline is None else max(0.0, min(slice_s, deadline - time.monotonic()))
-            if await self.socket.poll(int(left * 1000)) or self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-                return await self._recv()
-            if deadline is not None and time.monotonic() >= deadline: raise Empty
-    get_msg.rechecks_every = slice_s
-    AsyncZMQSocketChannel.get_msg = get_msg
-
 def run_voila(argv: list[str]|None = None):
     "Voila's own `main`, with `recheck_kernel_sockets` applied first (what `voila_command` runs)."
     from voila.app import main
+    from cryptoforecast.kernel_client import recheck_kernel_sockets
     recheck_kernel_sockets()
     sys.argv = ['voila', *(sys.argv[1:] if argv is None else argv)]
     main()
