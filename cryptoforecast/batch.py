@@ -119,10 +119,10 @@ def stamp_front_matter(nb_path, summary: dict):
     nbformat.write(nb, nb_path)
 
 def export_html(nb_path, html_path=None) -> Path:
-    "Convert a notebook to standalone HTML without executing it; returns the HTML path."
+    "Convert a notebook to standalone HTML without executing it (the Quarto front matter left out); returns the HTML path."
     from nbconvert import HTMLExporter
     html_path = Path(html_path or Path(nb_path).with_suffix('.html'))
-    body, _ = HTMLExporter(template_name='lab').from_filename(str(nb_path))
+    body, _ = HTMLExporter(template_name='lab', exclude_raw=True).from_filename(str(nb_path))
     html_path.write_text(body, encoding='utf-8')
     return html_path
 
