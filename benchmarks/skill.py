@@ -8,12 +8,15 @@ Prints, per model and horizon: the median relative MAE against the random walk, 
 beats it (and where the one-sided Diebold-Mariano test says so at 5%), directional accuracy and 80%/95% coverage;
 then wall time and peak memory.
 
-The deep models cost minutes per fold on a CPU. For them, `--cache-dir DIR` keeps each coin's predictions as soon as
-the coin is done, so a run that is stopped resumes where it was (same settings only), and `--sample N` evaluates N
-coins drawn at random (seeded) from those with enough history:
+The deep models cost minutes per fold on a CPU (about 12 minutes per coin for five folds here). For them,
+`--cache-dir DIR` keeps each coin's predictions as soon as the coin is done, so a run that is stopped resumes where it
+was (same settings only), and `--sample N` evaluates N coins drawn at random (seeded) from those with enough history.
+The deep-model run of the project keeps its cache in git (`benchmarks/results/deep_skill/`, one parquet file per
+finished coin), so it can be carried on across sessions and machines:
 
     nice -n 19 .venv/bin/python benchmarks/skill.py --models naive,lightgbm,lstm,transformer,ensemble \\
-        --epochs 5 --sample 20 --jobs 1 --cache-dir benchmarks/out/deep_skill
+        --epochs 5 --sample 20 --jobs 1 --cache-dir benchmarks/results/deep_skill \\
+        --out benchmarks/out/deep_skill_predictions.parquet
 """
 import argparse, json, resource, sys, time
 from pathlib import Path
@@ -41,6 +44,10 @@ def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
     meta.write_text(json.dumps(settings))
     todo = [c for c in coins if not (cache/f"{c}.parquet").exists()]
     print(f"{len(coins) - len(todo)} of {len(coins)} coins already in {cache}", flush=True)
+    if a.cached_only:
+        if len(todo) == len(coins): sys.exit(f"error: no finished coin in {cache} yet")
+        print(f"--cached-only: summarising those; not run yet: {', '.join(todo) or 'none'}", flush=True)
+        coins, todo = [c for c in coins if c not in todo], []
     for i in tqdm(range(0, len(todo), a.jobs), desc='coin groups', unit='group'):
         group = todo[i:i + a.jobs]
         preds, _ = run_backtest(group, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw,
@@ -60,8 +67,10 @@ if __name__ == '__main__':
     p.add_argument('--epochs', type=int, default=None)
     p.add_argument('--cache-dir', default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
     p.add_argument('--out', default='benchmarks/out/skill_predictions.parquet')
+    p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
     a = p.parse_args()
     models = a.models.split(',')
+    if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
     if a.cache_dir and 'lightgbm_global' in models: sys.exit('error: lightgbm_global is fitted across coins; it cannot be cached per coin')
     kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
     if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
