@@ -1,12 +1,12 @@
 """How long the Voila dashboard takes to draw, as a visitor sees it in headless Chromium.
 
-Starts `cryptoforecast dashboard` on a free 127.0.0.1 port (with `--preheat`, Voila's kernel pre-heating), waits
+Starts `cryptoforecast dashboard` on a free 127.0.0.1 port (pre-heated by default; `--no-preheat` passes `--preheat 0`), waits
 `--warmup` seconds for the pre-heated kernel to run the page, then opens the page `--visits` times, `--gap` seconds
 apart, and prints for each visit the seconds until the price chart is drawn and until every chart is. Requests that
 leave 127.0.0.1 are counted (there should be none). It drives the page with the browser test's own helpers
 (`tests/test_dashboard.py`). Needs a finished training run:
 
-    .venv/bin/python benchmarks/dashboard_render.py --artifacts-dir artifacts [--visits 3] [--preheat]
+    .venv/bin/python benchmarks/dashboard_render.py --artifacts-dir artifacts [--visits 3] [--no-preheat]
 """
 import argparse, os, signal, subprocess, sys, time
 from pathlib import Path
@@ -21,12 +21,12 @@ def main(argv=None) -> int:
     p.add_argument('--visits', type=int, default=3)
     p.add_argument('--gap', type=float, default=20, help='seconds between visits (the pool refills in between)')
     p.add_argument('--warmup', type=float, default=30, help='seconds to wait after the server listens')
-    p.add_argument('--preheat', action='store_true')
+    p.add_argument('--no-preheat', dest='preheat', action='store_false')
     a = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
     port = free_port()
     cmd = [str(Path(sys.executable).parent/'cryptoforecast'), 'dashboard', '--port', str(port), '--artifacts-dir', a.artifacts_dir]
-    if a.preheat: cmd.append('--preheat')
+    if not a.preheat: cmd += ['--preheat', '0']
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     outside = []
     try:

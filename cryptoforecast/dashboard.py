@@ -315,8 +315,8 @@ def dashboard_cli(argv: list[str]) -> int:
     p.add_argument('--port', type=int, default=8866)
     p.add_argument('--artifacts-dir', default=None, help='where the training runs are (default: artifacts/)')
     p.add_argument('--data-dir', default=None, help='raw price data, if a run\'s file has moved')
-    p.add_argument('--preheat', type=int, nargs='?', const=1, default=0, metavar='N',
-                   help='pre-run the page in N spare kernels (1 without N) for the next visitors')
+    p.add_argument('--preheat', type=int, nargs='?', const=1, default=1, metavar='N',
+                   help='keep N spare kernels that have already run the page, for the next visitors (default 1; 0: off)')
     a = p.parse_args(argv)
     art = find_artifacts_dir(a.artifacts_dir).resolve()
     if not coins_with_runs(art): raise UserError(f"no finished training run in {art}: run `cryptoforecast train --crypto BTC` first")
