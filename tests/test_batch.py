@@ -54,6 +54,12 @@ def test_batch_makes_reports_and_html(btc_eth):
         assert f'"{coin} forecast report"' in ''.join(nb['cells'][0]['source'])  # front matter for the listing
         html = f.html.read_text()
         assert f"{coin} daily close" in html and 'Plotly.newPlot' in html  # PLOTLY_RENDERER=notebook: plotly.js inline
+        # what the template promises: skill against the random walk, the fan chart, regime, features, the plots, SHAP
+        for text in ('Models against the random walk', 'forecast for 30 day(s)', 'volatility', 'Feature highlights',
+                     'model comparison', 'training summary', 'SHAP: lightgbm h7'):
+            assert text in html, text
+        assert html.count('data:image/png') >= 10 + 3, 'the ten diagnostic plots and three SHAP summaries, embedded'
+        assert 'description: "ok; relative MAE' not in html and 'absl::' not in html   # no front matter, no TensorFlow chatter
     table = pd.read_csv(out/'batch_summary.csv')
     assert list(table.coin) == ['BTC', 'ETH'] and set(table.status) == {'ok'}
 
