@@ -142,7 +142,7 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
             wait_text(page, '.cf-alert-table', 'ETH alerts')
             page.wait_for_timeout(2000)
             page.screenshot(path=str(shots[1]), full_page=True)
-            # more visitors, with the server and the browser warm: before `dashboard.recheck_kernel_sockets` about one
+            # more visitors, with the server and the browser warm: before `kernel_client.recheck_kernel_sockets` about one
             # visit in two to five never finished here, so three visits in a row would very likely have caught it
             later = [open_dashboard(browser, f"http://127.0.0.1:{port}/", outside)[1] for _ in range(2)]
             browser.close()
