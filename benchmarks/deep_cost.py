@@ -59,6 +59,8 @@ def run_one(model: str, a) -> dict:
     if a.synthetic: folds = {'synthetic': synthetic_fold(a.windows, a.features, a.seed)}
     else:
         wf = real_folds(a.coin, a.folds, a.test_size, a.seed)
+        bad = [i for i in a.fold if not -len(wf) <= i < len(wf)]
+        if bad: sys.exit(f"error: --fold {bad}: {a.coin} has {len(wf)} folds (0..{len(wf) - 1}, or -1 for the last)")
         folds = {f"fold {i % len(wf) + 1}/{len(wf)}": wf[i] for i in a.fold}
     rss_data = peak_rss_mib()
     fits = {name: fit_cost(cls, fold, a.epochs, a.batch_size, a.seed) for name, fold in folds.items()}
