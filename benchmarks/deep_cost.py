@@ -27,7 +27,7 @@ def real_folds(coin: str, n_folds: int, test_size: int, seed: int) -> list:
     from cryptoforecast.data import load_universe
     universe = load_universe()
     if coin not in universe: sys.exit(f"error: {coin} is not in the data directory ({len(universe)} coins found)")
-    folds, skipped = coin_folds(universe, [coin], get_config(seed=seed), n_folds, test_size, progress=False, val_size=90, min_train=300)
+    folds, skipped = coin_folds(universe, [coin], get_config(seed=seed), n_folds, test_size, progress=False)
     if coin in skipped: sys.exit(f"error: {coin}: {skipped[coin]}")
     return folds[coin]
 

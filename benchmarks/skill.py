@@ -30,7 +30,7 @@ from cryptoforecast.data import load_universe
 
 def eligible(universe: dict, coins, a) -> tuple[list, dict]:
     "Coins with enough history for the folds, and why the others are skipped."
-    folds, skipped = coin_folds(universe, coins, get_config(seed=a.seed), a.folds, a.test_size, val_size=90, min_train=300)
+    folds, skipped = coin_folds(universe, coins, get_config(seed=a.seed), a.folds, a.test_size)
     return sorted(folds), skipped
 
 def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:

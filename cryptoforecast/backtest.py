@@ -20,8 +20,8 @@ from .metrics import score_predictions
 from .forecaster import BASELINES
 
 # %% auto #0
-__all__ = ['KNOWN_MODELS', 'SUMMARY_COLUMNS', 'model_factory', 'coin_folds', 'ensemble_members', 'fit_predict_coin',
-           'run_backtest', 'summarize', 'format_table', 'backtest_cli']
+__all__ = ['KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'model_factory', 'coin_folds', 'ensemble_members',
+           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 def model_factory(name: str, seed: int, **kw):
@@ -48,7 +48,10 @@ def model_factory(name: str, seed: int, **kw):
 KNOWN_MODELS = ['naive', 'drift', 'arima', 'lightgbm', 'lightgbm_stacked', 'lightgbm_global', 'lstm', 'transformer', 'ensemble']
 
 # %% ../nbs/08_backtest.ipynb #f7a6602c
-def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progress=True, **fold_kwargs) -> dict:
+VAL_SIZE, MIN_TRAIN = 90, 300  # the harness's walk-forward folds: validation days, and the fewest training days
+
+def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progress=True, val_size: int = VAL_SIZE,
+               min_train: int = MIN_TRAIN, **fold_kwargs) -> dict:
     "Feature frames and walk-forward folds per coin (coins too short for the folds are reported and skipped)."
     market = market_context(universe) if 'BTC' in universe else None  # no cross-asset features without BTC
     out, skipped = {}, {}
@@ -59,7 +62,8 @@ def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progres
     for c in it:
         try:
             frame = build_features(universe[c], market=market, horizons=cfg.horizons)
-            out[c] = walk_forward(frame, cfg, n_folds=n_folds, test_size=test_size, **fold_kwargs)
+            out[c] = walk_forward(frame, cfg, n_folds=n_folds, test_size=test_size, val_size=val_size,
+                                  min_train=min_train, **fold_kwargs)
         except (ValueError, UserError) as e: skipped[c] = str(e)
     return out, skipped
 
@@ -89,8 +93,8 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None) -> pd.Da
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
-                 data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = 90,
-                 min_train: int = 300, universe: dict|None = None) -> tuple[pd.DataFrame, dict]:
+                 data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
+                 min_train: int = MIN_TRAIN, universe: dict|None = None) -> tuple[pd.DataFrame, dict]:
     "The predictions frame of every model on the test parts of every coin's walk-forward folds."
     from tqdm.auto import tqdm
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)

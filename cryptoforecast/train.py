@@ -16,7 +16,7 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
-from .backtest import model_factory
+from .backtest import MIN_TRAIN, VAL_SIZE, model_factory
 
 # %% auto #0
 __all__ = ['DEEP', 'DEFAULT_MODELS', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'ensemble_summary', 'train_coin',
@@ -28,7 +28,7 @@ DEFAULT_MODELS = ('naive', 'drift', 'lightgbm', 'lstm', 'transformer')
 
 def make_folds(frame: pd.DataFrame, cfg, walk_forward: bool = False, n_folds: int = 3, test_size: int = 120) -> list:
     "The chronological 70/15/15 fold, or `n_folds` walk-forward folds."
-    if walk_forward: return walk_forward_split(frame, cfg, n_folds=n_folds, test_size=test_size, val_size=90, min_train=300)
+    if walk_forward: return walk_forward_split(frame, cfg, n_folds=n_folds, test_size=test_size, val_size=VAL_SIZE, min_train=MIN_TRAIN)
     return [chronological_split(frame, cfg)]
 
 def fit_models(folds, names, seed, params=None, epochs=None, progress=True) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
