@@ -4,10 +4,10 @@
 
 # %% ../nbs/90_cli.ipynb #ef3a94fd
 from __future__ import annotations
-import importlib, sys
+import importlib, os, sys
 
 # %% auto #0
-__all__ = ['COMMANDS', 'UserError', 'main']
+__all__ = ['COMMANDS', 'QUIET_ENV', 'UserError', 'quiet_tensorflow', 'main']
 
 # %% ../nbs/90_cli.ipynb #693ade5a
 COMMANDS = {
@@ -28,6 +28,15 @@ def _usage() -> str:
     lines += [f'  {name:<10} {help}' for name, (_, _, help) in COMMANDS.items()]
     return '\n'.join(lines)
 
+# %% ../nbs/90_cli.ipynb #q7e1f0b2
+QUIET_ENV = {'TF_CPP_MIN_LOG_LEVEL': '3', 'GLOG_minloglevel': '3', 'ABSL_MIN_LOG_LEVEL': '3', 'TF_ENABLE_ONEDNN_OPTS': '0'}
+
+def quiet_tensorflow(environ=None) -> None:
+    "Silence TensorFlow's C++ start-up chatter in this process and the processes it starts (not under `CRYPTOFORECAST_DEBUG`)."
+    environ = os.environ if environ is None else environ
+    if environ.get('CRYPTOFORECAST_DEBUG'): return
+    environ.update(QUIET_ENV)
+
 # %% ../nbs/90_cli.ipynb #f65fe06f
 def main(argv: list[str]|None = None) -> int:
     "Entry point of the `cryptoforecast` console script."
@@ -36,6 +45,7 @@ def main(argv: list[str]|None = None) -> int:
         print(_usage()); return 0
     if argv[0] in ('-V', '--version'):
         from cryptoforecast import __version__; print(__version__); return 0
+    quiet_tensorflow()
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"error: unknown command {name!r}\n{_usage()}", file=sys.stderr); return 2

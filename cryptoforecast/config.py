@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DATA_DIR_ENV', 'resolve_data_dir', 'DataRules', 'Config', 'get_config']
+__all__ = ['DATA_DIR_ENV', 'TICKER_PATTERN', 'resolve_data_dir', 'DataRules', 'Config', 'get_config']
 
 # %% ../nbs/00_config.ipynb #b5ac67be
 DATA_DIR_ENV = 'CRYPTOFORECAST_DATA_DIR'
@@ -19,6 +19,9 @@ def resolve_data_dir(data_dir: str|os.PathLike|None = None) -> Path:
     if data_dir: return Path(data_dir).expanduser()
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else Path('data/raw')
+
+# %% ../nbs/00_config.ipynb #t1c8e0a2
+TICKER_PATTERN = r'[A-Z0-9]{1,15}'
 
 # %% ../nbs/00_config.ipynb #6c06b2ef
 @dataclass(frozen=True)
