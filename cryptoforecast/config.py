@@ -4,21 +4,86 @@
 
 # %% ../nbs/00_config.ipynb #92fa795d
 from __future__ import annotations
-import os
+import importlib.resources, os, sys
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
 
+from .cli import UserError
+
 # %% auto #0
-__all__ = ['DATA_DIR_ENV', 'TICKER_PATTERN', 'resolve_data_dir', 'DataRules', 'Config', 'get_config']
+__all__ = ['DATA_DIR_ENV', 'DATA_SUFFIXES', 'DOWNLOAD_HINT', 'RAW_DIR', 'CACHE_DIR_ENV', 'TICKER_PATTERN', 'sample_dir',
+           'iter_price_files', 'holds_price_files', 'data_dir_origin', 'resolve_data_dir', 'data_dir_for_use',
+           'download_dir', 'resolve_cache_dir', 'DataRules', 'Config', 'get_config']
 
 # %% ../nbs/00_config.ipynb #b5ac67be
 DATA_DIR_ENV = 'CRYPTOFORECAST_DATA_DIR'
+DATA_SUFFIXES = ('.csv', '.tsv', '.txt', '.gz', '.zip')
+DOWNLOAD_HINT = 'cryptoforecast data download --source binance --coins BTC,ETH'
+RAW_DIR = Path('data/raw')
+
+def sample_dir() -> Path:
+    "The folder of real daily prices shipped inside the package (its README.md says where they come from)."
+    return Path(str(importlib.resources.files('cryptoforecast')))/'sample'
+
+def iter_price_files(folder):
+    "The candidate price files under `folder` (recursively, hidden files and folders skipped), in no set order."
+    d = Path(folder)
+    if d.is_file():
+        yield d
+        return
+    for p in d.rglob('*'):
+        if p.suffix.lower() in DATA_SUFFIXES and p.is_file() and not any(s.startswith('.') for s in p.relative_to(d).parts):
+            yield p
+
+def holds_price_files(folder) -> bool:
+    "Whether `folder` is a price file or holds one (stops at the first found)."
+    return next(iter_price_files(folder), None) is not None
+
+def data_dir_origin(data_dir: str|os.PathLike|None = None) -> tuple[Path, str]:
+    "The raw-data folder by the rule, and which rule chose it: `'argument'`, `'environment'`, `'data/raw'` or `'sample'`."
+    if data_dir: return Path(data_dir).expanduser(), 'argument'
+    env = os.environ.get(DATA_DIR_ENV)
+    if env: return Path(env).expanduser(), 'environment'
+    if holds_price_files(RAW_DIR): return RAW_DIR, 'data/raw'
+    return sample_dir(), 'sample'
 
 def resolve_data_dir(data_dir: str|os.PathLike|None = None) -> Path:
-    "The raw-data directory: `data_dir` if given, else `$CRYPTOFORECAST_DATA_DIR`, else `data/raw`."
-    if data_dir: return Path(data_dir).expanduser()
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env).expanduser() if env else Path('data/raw')
+    "The raw-data folder: `data_dir`, else `$CRYPTOFORECAST_DATA_DIR`, else `data/raw` if it holds price files, else the sample."
+    return data_dir_origin(data_dir)[0]
+
+# %% ../nbs/00_config.ipynb #5cfd9bc3
+_ANNOUNCED: set = set()
+
+def _sample_note(folder: Path) -> str:
+    n = sum(1 for _ in iter_price_files(folder))
+    return (f"note: no price files given, so the embedded sample of {n} coins is used ({folder}); point at real files with "
+            f"--data-dir DIR or {DATA_DIR_ENV}=DIR, or download them: {DOWNLOAD_HINT}")
+
+def data_dir_for_use(data_dir: str|os.PathLike|None = None, announce: bool = True) -> Path:
+    "`resolve_data_dir`, checked before reading: a named folder without price files is a `UserError`; the sample is announced once."
+    d, origin = data_dir_origin(data_dir)
+    if origin in ('argument', 'environment') and not holds_price_files(d):
+        named = f"{DATA_DIR_ENV}={d}" if origin == 'environment' else str(d)
+        what = 'no such folder' if not d.exists() else f"no price files ({', '.join(DATA_SUFFIXES)}) in this folder"
+        raise UserError(f"{named}: {what}; put daily price files there or download some: {DOWNLOAD_HINT} --data-dir {d}")
+    if origin == 'sample' and announce and d not in _ANNOUNCED:
+        _ANNOUNCED.add(d)
+        print(_sample_note(d), file=sys.stderr)
+    return d
+
+def download_dir(data_dir: str|os.PathLike|None = None) -> Path:
+    "Where downloads go: `data_dir`, else `$CRYPTOFORECAST_DATA_DIR`, else `data/raw` (never the embedded sample)."
+    return Path(data_dir or os.environ.get(DATA_DIR_ENV) or RAW_DIR).expanduser()
+
+# %% ../nbs/00_config.ipynb #200b0bca
+CACHE_DIR_ENV = 'CRYPTOFORECAST_CACHE_DIR'
+
+def resolve_cache_dir() -> Path:
+    "The parquet cache folder: `$CRYPTOFORECAST_CACHE_DIR`, else `$XDG_CACHE_HOME/cryptoforecast`, else `~/.cache/cryptoforecast`."
+    env = os.environ.get(CACHE_DIR_ENV)
+    if env: return Path(env).expanduser().absolute()
+    xdg = os.environ.get('XDG_CACHE_HOME')
+    return (Path(xdg).expanduser() if xdg else Path.home()/'.cache')/'cryptoforecast'
 
 # %% ../nbs/00_config.ipynb #t1c8e0a2
 TICKER_PATTERN = r'[A-Z0-9]{1,15}'
@@ -38,7 +103,7 @@ class DataRules:
 class Config:
     "The project's defaults in one place; frozen, override with `replace`."
     data_dir: Path = field(default_factory=resolve_data_dir)
-    processed_dir: Path = Path('data/processed')
+    processed_dir: Path = field(default_factory=resolve_cache_dir)
     artifacts_dir: Path = Path('artifacts')
     seed: int = 42
     horizons: tuple[int, ...] = (1, 7, 30)

@@ -4,23 +4,26 @@
 
 # %% ../nbs/01_data.ipynb #a538d0e2
 from __future__ import annotations
-import csv, gzip, hashlib, io, json, os, re, zipfile
+import contextlib, csv, gzip, hashlib, io, json, os, re, sys, tempfile, warnings, zipfile, zlib
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from .config import DataRules, get_config, resolve_data_dir
+from .config import (DATA_SUFFIXES, TICKER_PATTERN, DataRules, data_dir_for_use, get_config,
+                                   iter_price_files, resolve_data_dir)
 from .cli import UserError
 
 # %% auto #0
-__all__ = ['QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION', 'DATA_SUFFIXES',
-           'RECENT_DAYS', 'DataError', 'read_text', 'parse_table', 'Format', 'detect_format', 'parse_epoch',
-           'parse_dates', 'split_pair', 'symbol_from_name', 'identify', 'IntradayData', 'to_ohlcv', 'ValidationReport',
-           'validate_ohlcv', 'file_sha256', 'read_ohlcv', 'data_files', 'Universe', 'choose_source', 'scan',
-           'load_universe', 'load_coin', 'list_coins']
+__all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION',
+           'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'read_bytes', 'read_text', 'parse_table', 'Format',
+           'detect_format', 'parse_epoch', 'parse_dates', 'split_pair', 'symbol_from_name', 'identify', 'IntradayData',
+           'to_ohlcv', 'ValidationReport', 'validate_ohlcv', 'file_sha256', 'frame_digest', 'read_ohlcv', 'data_files',
+           'Universe', 'choose_source', 'scan', 'conflict_message', 'load_universe', 'load_coin', 'list_coins']
 
 # %% ../nbs/01_data.ipynb #b908003c
 class DataError(UserError):
@@ -30,22 +33,42 @@ class DataError(UserError):
         super().__init__(f"{path}: {problem}")
 
 # %% ../nbs/01_data.ipynb #bda35bd5
-def read_text(path) -> str:
-    "The text of `path`, gunzipped or unzipped (a single member) as needed; raises `DataError` for unreadable bytes."
+MAX_FILE_BYTES = 200 * 2**20  # the most one price file may hold or expand to
+
+def _mib(n: int) -> str: return f"{n / 2**20:g} MiB"
+
+def _read_capped(stream, path, what: str) -> bytes:
+    "At most `MAX_FILE_BYTES` from `stream`; one byte more is an error."
+    raw = stream.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise DataError(path, f"{what} more than {_mib(MAX_FILE_BYTES)}, the limit for one price file (data.MAX_FILE_BYTES)")
+    return raw
+
+def read_bytes(path) -> bytes:
+    "The bytes of `path`, gunzipped or unzipped (a single member) as needed, read as a stream up to `MAX_FILE_BYTES`."
     path = Path(path)
-    try: raw = path.read_bytes()
-    except OSError as e: raise DataError(path, f"cannot read file ({e.strerror})") from None
+    try:
+        with open(path, 'rb') as f:
+            magic = f.read(2)
+            f.seek(0)
+            if magic == b'\x1f\x8b':
+                try:
+                    with gzip.GzipFile(fileobj=f) as g: return _read_capped(g, path, 'expands to')
+                except (OSError, EOFError, zlib.error) as e: raise DataError(path, f"corrupt gzip data ({e})") from None
+            if magic == b'PK' or path.suffix.lower() == '.zip':
+                try:
+                    with zipfile.ZipFile(f) as z:
+                        names = [n for n in z.namelist() if not n.endswith('/')]
+                        if len(names) != 1: raise DataError(path, f"zip archive must hold exactly one file, it holds {len(names)}")
+                        with z.open(names[0]) as m: return _read_capped(m, path, 'expands to')
+                except (zipfile.BadZipFile, zlib.error, EOFError): raise DataError(path, "not a valid zip archive") from None
+            return _read_capped(f, path, 'holds')
+    except OSError as e: raise DataError(path, f"cannot read file ({e.strerror or e})") from None
+
+def read_text(path) -> str:
+    "The text of `path` (see `read_bytes`); raises `DataError` for unreadable bytes or an HTML page."
+    raw = read_bytes(path)
     if not raw.strip(): raise DataError(path, "empty file")
-    if raw[:2] == b'\x1f\x8b':
-        try: raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e: raise DataError(path, f"corrupt gzip data ({e})") from None
-    elif raw[:2] == b'PK' or path.suffix.lower() == '.zip':
-        try:
-            with zipfile.ZipFile(io.BytesIO(raw)) as z:
-                names = [n for n in z.namelist() if not n.endswith('/')]
-                if len(names) != 1: raise DataError(path, f"zip archive must hold exactly one file, it holds {len(names)}")
-                raw = z.read(names[0])
-        except zipfile.BadZipFile: raise DataError(path, "not a valid zip archive") from None
     if raw[:3] == b'\xef\xbb\xbf': raw = raw[3:]
     try: text = raw.decode('utf-8')
     except UnicodeDecodeError as e:
@@ -141,10 +164,22 @@ def parse_epoch(values: pd.Series, path) -> pd.Series:
         raise DataError(path, f"unix timestamp {values.iloc[i]} (row {i+1}) is no plausible date in s, ms, us or ns")
     return pd.to_datetime((secs * 1e6).round().astype('int64'), unit='us', utc=True)
 
+_TZ_SUFFIX = r'(?:\s*(Z|UTC|GMT)|(?:(?<=:\d\d)|(?<=\.\d{3})|(?<=\.\d{6}))\s*([+-]\d\d:?\d\d))$'
+
+def _local_dates(s: pd.Series, path) -> pd.Series:
+    "Date strings without their UTC-offset suffix, after checking that the whole file uses one offset."
+    tz = s.str.extract(_TZ_SUFFIX, flags=re.IGNORECASE)
+    if tz.isna().all().all(): return s
+    off = tz[1].fillna('+00:00').str.replace(r'^([+-]\d\d)(\d\d)$', r'\1:\2', regex=True).replace('-00:00', '+00:00')
+    if off.nunique() > 1:
+        i = int(np.flatnonzero((off != off.iloc[0]).to_numpy())[0])
+        raise DataError(path, f"mixed UTC offsets in the dates ({off.iloc[0]} in row 1, {off.iloc[i]} in row {i+1}: "
+                              f"{s.iloc[0]!r}, {s.iloc[i]!r}); a daily file must use one offset throughout")
+    return s.str.replace(_TZ_SUFFIX, '', regex=True, flags=re.IGNORECASE)
+
 def parse_dates(values: pd.Series, path) -> pd.Series:
-    "UTC timestamps from date strings: ISO 8601 (optionally with time / ` UTC`) or `M/D/YYYY[ H:MM[:SS]]`."
-    s = values.astype(str).str.strip()
-    if s.str.endswith(('UTC', 'Z', '+00:00')).any(): s = s.str.replace(r'\s*(UTC|Z|\+00:00)$', '', regex=True)
+    "Day timestamps from date strings: ISO 8601 (optionally with a time and one UTC offset) or `M/D/YYYY[ H:MM[:SS]]`."
+    s = _local_dates(values.astype(str).str.strip(), path)
     if s.str.match(r'^\d{1,2}/\d{1,2}/\d{4}').all():
         first = s.str.extract(r'^(\d{1,2})/')[0].astype(int)
         out = pd.to_datetime(s, format='mixed', dayfirst=bool((first > 12).any()), errors='coerce', utc=True)
@@ -204,6 +239,8 @@ def identify(raw: pd.DataFrame, fmt: Format, path) -> tuple[str, str]:
         base = Path(path).name.split('.')[0].upper()  # a plain ticker as the file name: eth.csv
     if base is None: raise DataError(path, "cannot tell which coin this is (no symbol column, unrecognised file name)")
     base = SYMBOL_ALIASES.get(base, base)
+    if not re.fullmatch(TICKER_PATTERN, base):
+        raise DataError(path, f"coin {base!r} is not a ticker (1-15 capital letters or digits, e.g. BTC): fix the symbol column or file name")
     return base, quote or 'USD'
 
 # %% ../nbs/01_data.ipynb #1a436cd7
@@ -223,13 +260,17 @@ def to_ohlcv(raw: pd.DataFrame, fmt: Format, path) -> pd.DataFrame:
     for k in OHLCV + ['market_cap']:
         if k not in c: continue
         s = raw[c[k]]
-        if pd.api.types.is_numeric_dtype(s): out[k] = s.to_numpy(dtype=float); continue
-        v = pd.to_numeric(s, errors='coerce')
+        v = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors='coerce')
         bad = v.isna() & s.notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(path, f"column {c[k]!r}: {s.iloc[i]!r} is not a number (row {i+1})")
         out[k] = v.to_numpy(dtype=float)
+        inf = np.isinf(out[k].to_numpy())
+        if inf.any():
+            i = int(np.flatnonzero(inf)[0])
+            shown = repr(s.iloc[i]) if isinstance(s.iloc[i], str) else str(float(s.iloc[i]))
+            raise DataError(path, f"column {c[k]!r}: {shown} on {ts.iloc[i].date()} (row {i+1}) is not a finite number")
     if 'close' not in out: raise DataError(path, "no close/price column")
     for k in ('open', 'high', 'low'):
         if k not in out: out[k] = out['close']  # close-only sources (CoinGecko)
@@ -364,11 +405,15 @@ def validate_ohlcv(df: pd.DataFrame, path='<frame>', rules: DataRules|None = Non
     return df, rep
 
 # %% ../nbs/01_data.ipynb #c3729e60
-READER_VERSION = 1
+READER_VERSION = 2
+_CACHE_META = b'cryptoforecast'
 
 def file_sha256(path) -> str:
-    "Hex SHA-256 of a file's bytes."
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    "Hex SHA-256 of a file's bytes (read in chunks)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(2**20), b''): h.update(chunk)
+    return h.hexdigest()
 
 def _cache_key(sha: str, rules: DataRules) -> str:
     r = hashlib.sha256(json.dumps([READER_VERSION, asdict(rules)], sort_keys=True).encode()).hexdigest()[:8]
@@ -385,47 +430,70 @@ def _parse_file(path, rules) -> tuple[pd.DataFrame, ValidationReport]:
     df, rep = validate_ohlcv(df, path, rules, rep)
     return df, rep
 
+# %% ../nbs/01_data.ipynb #c4che0a1
+def frame_digest(df: pd.DataFrame) -> str:
+    "SHA-256 of an OHLCV frame's dates, column names, dtypes and values: what a cache entry must give back."
+    h = hashlib.sha256(json.dumps([str(df.index.name), str(df.index.dtype), list(map(str, df.columns)), list(map(str, df.dtypes))]).encode())
+    h.update(np.ascontiguousarray(df.index.as_unit('ns').asi8).tobytes())
+    for col in df.columns: h.update(np.ascontiguousarray(df[col].to_numpy()).tobytes())
+    return h.hexdigest()
+
+def _cache_load(entry: Path, key: str, sha: str):
+    "The `(frame, report)` of a cache entry when it is whole and belongs to `key`/`sha`, else `None` (rebuild it)."
+    try:
+        table = pq.read_table(entry)
+        meta = json.loads(table.schema.metadata[_CACHE_META])
+        if meta['key'] != key or meta['sha256'] != sha: return None
+        df = table.to_pandas()
+        if frame_digest(df) != meta['digest']: return None
+        df.index.freq = 'D'  # parquet does not keep the frequency of the continuous daily index
+        return df, ValidationReport(**meta['report'])
+    except Exception: return None  # unreadable in any way (truncated, bit flips, an old layout): rebuilt by the caller
+
+_CACHE_WARNED: set = set()
+
+def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str, sha: str) -> None:
+    "Write one cache entry atomically (unique temporary file, then `os.replace`); an unwritable cache is only noted."
+    meta = json.dumps(dict(key=key, sha256=sha, digest=frame_digest(df), report=asdict(rep))).encode()
+    table = pa.Table.from_pandas(df, preserve_index=True)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _CACHE_META: meta})
+    tmp = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name + '.', suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f: pq.write_table(table, f)
+        os.replace(tmp, entry)
+    except OSError as e:
+        if tmp: 
+            with contextlib.suppress(OSError): os.unlink(tmp)
+        if entry.parent not in _CACHE_WARNED:
+            _CACHE_WARNED.add(entry.parent)
+            print(f"note: cannot write the cache in {entry.parent} ({e.strerror or e}); set CRYPTOFORECAST_CACHE_DIR", file=sys.stderr)
+
 def read_ohlcv(path, rules: DataRules|None = None, cache_dir=None, use_cache: bool = True) -> pd.DataFrame:
     "Read, validate and repair one raw file into the OHLCV frame; the report is in `df.attrs['report']`."
     path, rules = Path(path), rules or get_config().rules
     cache_dir = Path(cache_dir or get_config().processed_dir)
-    sha = file_sha256(path) if path.exists() else ''
+    try: sha = file_sha256(path)
+    except OSError as e: raise DataError(path, f"cannot read file ({e.strerror or e})") from None
     key = _cache_key(sha, rules)
-    pq, js = cache_dir/f"{key}.parquet", cache_dir/f"{key}.json"
-    if use_cache and pq.exists() and js.exists():
-        df = pd.read_parquet(pq)
-        df.index.freq = 'D'  # parquet does not keep the frequency of the continuous daily index
-        rep = ValidationReport(**{**json.loads(js.read_text()), 'path': str(path)})
+    entry = cache_dir/f"{key}.parquet"
+    hit = _cache_load(entry, key, sha) if use_cache and entry.exists() else None
+    if hit:
+        df, rep = hit
+        rep.path = str(path)
     else:
         df, rep = _parse_file(path, rules)
-        if use_cache:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = pq.with_suffix('.tmp')
-            df.to_parquet(tmp); tmp.replace(pq)
-            js.write_text(json.dumps(asdict(rep)))
+        if use_cache: _cache_store(entry, df, rep, key, sha)
     df.attrs = dict(symbol=rep.symbol, quote=rep.quote, source=rep.source, path=str(path), sha256=sha, report=asdict(rep))
     return df
 
-# %% ../nbs/01_data.ipynb #4107f743
-def _default_data_dir() -> Path:
-    "The configured data dir, else the shared folder next to the project when this checkout has one."
-    d = resolve_data_dir()
-    if d.exists(): return d
-    for up in (Path.cwd(), *Path.cwd().parents[:3]):
-        cand = up/'shared'/'data'/'raw'
-        if cand.exists(): return cand
-    return d
-
 # %% ../nbs/01_data.ipynb #6f0962da
-DATA_SUFFIXES = ('.csv', '.tsv', '.txt', '.gz', '.zip')
-
 def data_files(data_dir) -> list[Path]:
     "Every candidate data file under `data_dir`, sorted."
     d = Path(data_dir)
     if not d.exists(): raise UserError(f"{d}: data directory does not exist")
-    if d.is_file(): return [d]
-    return sorted(p for p in d.rglob('*') if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-                  and not any(part.startswith('.') for part in p.relative_to(d).parts))
+    return sorted(iter_price_files(d))
 
 @dataclass
 class Universe:
@@ -435,9 +503,16 @@ class Universe:
     skipped: list          # (path, reason) for intraday files
     errors: list           # DataError for unreadable files (only when scanning with errors='collect')
     alternatives: dict     # symbol -> [frames set aside]
-    disagreements: list    # (symbol, chosen path, other path, median ratio)
+    conflicts: list        # (symbol, chosen path, other path, median close ratio chosen/other): files that disagree
+    data_dir: Path|None = None  # the folder scanned
+
+    @property
+    def disagreements(self) -> list:
+        "The former name of `conflicts`."
+        return self.conflicts
 
 RECENT_DAYS = 31
+CONFLICT_RATIO = 1.5
 
 def choose_source(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     "The candidate frames of one coin, best first, by the documented rule."
@@ -452,9 +527,20 @@ def _median_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:
     if len(common) < 10: return float('nan')
     return float(np.median(a.loc[common, 'close'] / b.loc[common, 'close']))
 
+def _conflicts(sym: str, frames: list[pd.DataFrame]) -> list[tuple]:
+    "The set-aside files of `sym` whose closes disagree with the chosen one's (same kind of quote, overlapping dates)."
+    out = []
+    for other in frames[1:]:
+        if (other.attrs['quote'] in DOLLAR_QUOTES) != (frames[0].attrs['quote'] in DOLLAR_QUOTES): continue
+        r = _median_ratio(frames[0], other)
+        if np.isfinite(r) and (r > CONFLICT_RATIO or r < 1/CONFLICT_RATIO):
+            out.append((sym, frames[0].attrs['path'], other.attrs['path'], r))
+    return out
+
 def scan(data_dir=None, rules: DataRules|None = None, cache_dir=None, use_cache=True, progress=False, errors='raise') -> Universe:
-    "Read every file under `data_dir` (default: `--data-dir`/env/`data/raw`) and choose one source per coin."
-    files = data_files(data_dir or _default_data_dir())
+    "Read every file under `data_dir` (default: the rule of `config.data_dir_for_use`) and choose one source per coin."
+    data_dir = data_dir_for_use(data_dir)
+    files = data_files(data_dir)
     by_symbol, reports, skipped, failed = {}, [], [], []
     it = files
     if progress:
@@ -468,33 +554,56 @@ def scan(data_dir=None, rules: DataRules|None = None, cache_dir=None, use_cache=
             failed.append(e); continue
         reports.append(ValidationReport(**df.attrs['report']))
         by_symbol.setdefault(df.attrs['symbol'], []).append(df)
-    coins, alts, disagree = {}, {}, []
+    coins, alts, conflicts = {}, {}, []
     for sym in sorted(by_symbol):
         frames = choose_source(by_symbol[sym])
         coins[sym], alts[sym] = frames[0], frames[1:]
-        for other in frames[1:]:
-            if (other.attrs['quote'] in DOLLAR_QUOTES) != (frames[0].attrs['quote'] in DOLLAR_QUOTES): continue
-            r = _median_ratio(frames[0], other)
-            if np.isfinite(r) and (r > 1.5 or r < 1/1.5):
-                disagree.append((sym, frames[0].attrs['path'], other.attrs['path'], r))
-    return Universe(coins, reports, skipped, failed, alts, disagree)
+        conflicts += _conflicts(sym, frames)
+    return Universe(coins, reports, skipped, failed, alts, conflicts, data_dir)
 
-def load_universe(data_dir=None, symbols=None, **kwargs) -> dict[str, pd.DataFrame]:
-    "Every coin found under `data_dir` (or just `symbols`), one OHLCV frame each, chosen by the documented rule."
+# %% ../nbs/01_data.ipynb #l0aduni1
+def conflict_message(symbol: str, chosen, other, ratio: float) -> str:
+    "One line: the two files of `symbol` that disagree, by how much, and how to choose."
+    return (f"{symbol}: {chosen} and {other} disagree (median close ratio {ratio:.3g} on common dates: two assets under "
+            f"one ticker?); choose one with sources={{{symbol!r}: 'FILE'}} in Python or --source {symbol}=FILE")
+
+def _forced_sources(sources: dict|None, rules=None, cache_dir=None, use_cache=True, **_) -> dict[str, pd.DataFrame]:
+    "The frames of the files forced by `sources` (symbol -> file), each checked to hold that coin."
+    out = {}
+    for sym, f in (sources or {}).items():
+        sym, f = str(sym).upper(), Path(f).expanduser()
+        if not f.is_file(): raise UserError(f"sources: {f}: no such file (given for {sym})")
+        df = read_ohlcv(f, rules, cache_dir, use_cache)
+        if df.attrs['symbol'] != sym: raise UserError(f"sources: {f} holds {df.attrs['symbol']}, not {sym}")
+        out[sym] = df
+    return out
+
+def load_universe(data_dir=None, symbols=None, sources: dict|None = None, **kwargs) -> dict[str, pd.DataFrame]:
+    "Every coin under `data_dir` (or just `symbols`), one OHLCV frame each; `sources` (symbol -> file) forces a file."
     u = scan(data_dir, errors='collect', **kwargs)
     if u.errors:  # one unreadable file must not stop every other coin, but it is never dropped silently
-        import warnings
         warnings.warn(f"{len(u.errors)} unreadable file(s) left out: " + '; '.join(str(e) for e in u.errors), stacklevel=2)
-    if symbols is None: return u.coins
-    wanted = [s.upper() for s in symbols]
-    missing = [s for s in wanted if s not in u.coins]
+    forced = _forced_sources(sources, **kwargs)
+    coins = dict(sorted({**u.coins, **forced}.items()))
+    conflicts = {}
+    for c in u.conflicts:
+        if c[0] not in forced: conflicts.setdefault(c[0], c)
+    if symbols is None:
+        if conflicts:
+            warnings.warn(f"{len(conflicts)} coin(s) left out because their files disagree: "
+                          + '; '.join(conflict_message(*c) for c in conflicts.values()), stacklevel=2)
+        return {s: df for s, df in coins.items() if s not in conflicts}
+    wanted = list(dict.fromkeys(s.upper() for s in symbols))
+    missing = [s for s in wanted if s not in coins]
     if missing:
         why = f" ({len(u.errors)} file(s) could not be read: {u.errors[0]}{' ...' if len(u.errors) > 1 else ''})" if u.errors else ''
-        raise UserError(f"no data for {', '.join(missing)} in {data_dir or _default_data_dir()}{why}")
-    return {s: u.coins[s] for s in wanted}
+        raise UserError(f"no data for {', '.join(missing)} in {u.data_dir}{why}")
+    refused = [conflicts[s] for s in wanted if s in conflicts]
+    if refused: raise UserError('; '.join(conflict_message(*c) for c in refused))
+    return {s: coins[s] for s in wanted}
 
 def load_coin(symbol: str, data_dir=None, **kwargs) -> pd.DataFrame:
-    "The OHLCV frame of one coin."
+    "The OHLCV frame of one coin (`sources=` as in `load_universe`)."
     return load_universe(data_dir, [symbol], **kwargs)[symbol.upper()]
 
 def list_coins(data_dir=None, **kwargs) -> pd.DataFrame:

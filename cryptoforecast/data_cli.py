@@ -4,40 +4,46 @@
 
 # %% ../nbs/91_data_cli.ipynb #78bca4cb
 from __future__ import annotations
-import argparse, sys
+import argparse, datetime, re, sys
 from collections import Counter
 from pathlib import Path
 
-from .config import resolve_data_dir
+from .args import ArgParser, coins
+from .config import data_dir_for_use, download_dir, get_config
 from .cli import UserError
-from .data import scan, REPAIRS, WARNINGS
+from .data import scan, conflict_message, REPAIRS, WARNINGS
 
 # %% auto #0
-__all__ = ['data_list', 'data_check', 'data_cli']
+__all__ = ['data_list', 'data_check', 'start_date', 'data_parser', 'data_cli']
 
 # %% ../nbs/91_data_cli.ipynb #55afc61f
 def _rel(path, root) -> str:
     try: return str(Path(path).relative_to(root))
     except ValueError: return str(path)
 
-def data_list(data_dir) -> int:
+def data_list(data_dir=None) -> int:
     "Print `SYMBOL first_date last_date rows source` per coin."
+    data_dir = data_dir_for_use(data_dir)
     u = scan(data_dir, progress=True)
     for sym, df in u.coins.items():
         print(f"{sym} {df.index[0].date()} {df.index[-1].date()} {len(df)} {df.attrs['source']}:{_rel(df.attrs['path'], data_dir)}")
     return 0
 
-def data_check(data_dir, coins=()) -> int:
-    "Print the validation report; exit 2 if any file is unreadable or a requested coin is missing."
+def data_check(data_dir=None, coins=()) -> int:
+    "Print the validation report; exit 2 if any file is unreadable, a requested coin is missing or a checked coin conflicts."
+    data_dir = data_dir_for_use(data_dir)
     u = scan(data_dir, progress=True, errors='collect')
     wanted = [c.upper() for c in coins]
     missing = [c for c in wanted if c not in u.coins]
     reports = [r for r in u.reports if not wanted or r.symbol in wanted]
+    conflicts = [c for c in u.conflicts if not wanted or c[0] in wanted]
     print(f"data dir: {data_dir}")
+    print(f"cache: {get_config().processed_dir}")
     print(f"{'file':<60} {'coin':<6} {'format':<18} {'first':<10} {'last':<10} {'rows':>6}  findings")
     for r in sorted(reports, key=lambda r: (r.symbol, r.path)):
         chosen = u.coins.get(r.symbol) is not None and u.coins[r.symbol].attrs['path'] == r.path
         found = ', '.join(f"{k}={v}" for k, v in r.counts.items()) or 'clean'
+        if any(c[0] == r.symbol for c in conflicts): found = 'CONFLICT, ' + found
         print(f"{('* ' if chosen else '  ') + _rel(r.path, data_dir):<60} {r.symbol:<6} {r.source:<18} {r.first:<10} {r.last:<10} {r.rows_out:>6}  {found}")
     tot = Counter()
     for r in reports: tot.update(r.counts)
@@ -46,31 +52,49 @@ def data_check(data_dir, coins=()) -> int:
     print("repaired rows by kind: " + (', '.join(f"{k}={tot[k]}" for k in REPAIRS if tot[k]) or 'none'))
     print("reported, kept as is: " + (', '.join(f"{k}={tot[k]}" for k in WARNINGS if tot[k]) or 'none'))
     for p, why in u.skipped: print(f"skipped {_rel(p, data_dir)}: {why}")
-    for sym, a, b, ratio in u.disagreements:
-        if not wanted or sym in wanted:
-            print(f"warning: {sym}: {_rel(a, data_dir)} and {_rel(b, data_dir)} disagree (median close ratio {ratio:.3g}); using the first")
     for e in u.errors: print(f"error: {e}", file=sys.stderr)
+    for c in conflicts: print(f"error: {conflict_message(*c)}", file=sys.stderr)
     for c in missing: print(f"error: {data_dir}: no data for coin {c}", file=sys.stderr)
-    return 2 if (u.errors or missing) else 0
+    return 2 if (u.errors or missing or conflicts) else 0
+
+# %% ../nbs/91_data_cli.ipynb #d4t4cl11
+_FIRST_DAY = datetime.date(2009, 1, 3)  # Bitcoin's first block: no price is older
+
+def start_date(text: str) -> str:
+    "A first date `YYYY-MM-DD` between 2009-01-03 and today."
+    if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}")
+    try: d = datetime.date.fromisoformat(text.strip())
+    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r} is no date ({e})") from None
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if not _FIRST_DAY <= d <= today: raise argparse.ArgumentTypeError(f"{text} is not between {_FIRST_DAY} and today ({today})")
+    return d.isoformat()
+
+def _coin_lists(text: str) -> list[str]:
+    "One positional COIN argument: a ticker or comma-separated tickers."
+    return coins(text)
+
+def data_parser() -> ArgParser:
+    "The arguments of `cryptoforecast data`."
+    p = ArgParser(prog='cryptoforecast data', description='List, check and download raw price data.')
+    sub = p.add_subparsers(dest='action', required=True)
+    where = 'folder of raw files (default: $CRYPTOFORECAST_DATA_DIR, else data/raw if it holds price files, else the embedded sample)'
+    for name, help in (('list', 'one line per coin'), ('check', 'the validation report')):
+        sp = sub.add_parser(name, help=help)
+        sp.add_argument('--data-dir', help=where)
+        if name == 'check': sp.add_argument('coins', nargs='*', metavar='COIN', type=_coin_lists, help='coins to check (default: all)')
+    dl = sub.add_parser('download', help='fetch daily prices from an exchange API into the data directory')
+    dl.add_argument('--source', required=True, choices=['binance', 'coingecko'])
+    dl.add_argument('--coins', required=True, type=coins, help='comma-separated tickers, e.g. BTC,ETH')
+    dl.add_argument('--start', default='2017-01-01', type=start_date, help='first date (YYYY-MM-DD)')
+    dl.add_argument('--data-dir', help='where to write (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
+    return p
 
 def data_cli(argv: list[str]) -> int:
     "`cryptoforecast data ...`"
-    p = argparse.ArgumentParser(prog='cryptoforecast data', description='List, check and download raw price data.')
-    sub = p.add_subparsers(dest='action', required=True)
-    for name, help in (('list', 'one line per coin'), ('check', 'the validation report')):
-        sp = sub.add_parser(name, help=help)
-        sp.add_argument('--data-dir', help='folder of raw files (default: $CRYPTOFORECAST_DATA_DIR or data/raw)')
-        if name == 'check': sp.add_argument('coins', nargs='*', metavar='COIN')
-    dl = sub.add_parser('download', help='fetch daily prices from an exchange API into the data directory')
-    dl.add_argument('--source', required=True, choices=['binance', 'coingecko'])
-    dl.add_argument('--coins', required=True, help='comma-separated tickers, e.g. BTC,ETH')
-    dl.add_argument('--start', default='2017-01-01', help='first date (YYYY-MM-DD)')
-    dl.add_argument('--data-dir')
-    a = p.parse_args(argv)
-    data_dir = resolve_data_dir(a.data_dir)
-    if a.action == 'list': return data_list(data_dir)
-    if a.action == 'check': return data_check(data_dir, a.coins)
+    a = data_parser().parse_args(argv)
+    if a.action == 'list': return data_list(a.data_dir)
+    if a.action == 'check': return data_check(a.data_dir, [c for group in a.coins for c in group])
     from cryptoforecast.sources import download
-    files = download(a.source, [c for c in a.coins.split(',') if c.strip()], data_dir, start=a.start)
-    for f in files: print(f)
+    for f in download(a.source, a.coins, download_dir(a.data_dir), start=a.start): print(f)
     return 0

@@ -493,16 +493,32 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if c not in OHLCV_COLUMNS and not c.startswith('target_')]
 
 # %% ../nbs/03_features.ipynb #6e4e2dc5
+def _one_coin(text: str) -> str:
+    "A single ticker (letters and digits), upper-cased."
+    from cryptoforecast.args import coins
+    out = coins(text)
+    if len(out) != 1: raise argparse.ArgumentTypeError(f"expected one coin, got {text!r}")
+    return out[0]
+
+def _parquet_file(text: str) -> Path:
+    "An output file name ending in `.parquet` that is not a folder."
+    p = Path(text).expanduser()
+    if p.suffix.lower() != '.parquet': raise argparse.ArgumentTypeError(f"{text}: the output is a parquet file, name it *.parquet")
+    if p.is_dir(): raise argparse.ArgumentTypeError(f"{text}: is a folder, expected a file name")
+    return p
+
 def features_cli(argv: list[str]) -> int:
     "`cryptoforecast features COIN [--data-dir DIR] [--out FILE.parquet] [--no-market]`."
-    p = argparse.ArgumentParser(prog='cryptoforecast features', description='Write the feature frame of one coin.')
-    p.add_argument('coin', help='coin symbol, e.g. BTC')
-    p.add_argument('--data-dir', help='raw data folder (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
-    p.add_argument('--out', help='output parquet file (default: data/processed/features/COIN.parquet)')
+    from cryptoforecast.args import ArgParser
+    p = ArgParser(prog='cryptoforecast features', description='Write the feature frame of one coin.')
+    p.add_argument('coin', type=_one_coin, help='coin symbol, e.g. BTC')
+    p.add_argument('--data-dir', help='raw data folder (default: $CRYPTOFORECAST_DATA_DIR, else data/raw if it holds price files, '
+                                      'else the embedded sample)')
+    p.add_argument('--out', type=_parquet_file, help='output parquet file (default: <cache>/features/COIN.parquet)')
     p.add_argument('--no-market', action='store_true', help='skip the cross-asset features (reads only this coin)')
     a = p.parse_args(argv)
     from cryptoforecast.data import load_universe
-    coin = a.coin.upper()
+    coin = a.coin
     universe = load_universe(a.data_dir, [coin] if a.no_market else None)
     if coin not in universe: raise UserError(f"no data for {coin} in {a.data_dir or get_config().data_dir}")
     df = build_features(universe[coin], None if a.no_market else market_context(universe))

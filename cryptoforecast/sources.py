@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_sources.ipynb #7ed0f7cf
 from __future__ import annotations
-import json, os, time, hashlib
+import email.utils, json, math, os, sys, tempfile, time, hashlib
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,19 +16,43 @@ import requests
 from .cli import UserError
 
 # %% auto #0
-__all__ = ['BINANCE_URL', 'KLINE_COLS', 'COINGECKO_URL', 'COINGECKO_IDS', 'SourceError', 'HttpClient', 'recording_name',
-           'ReplaySession', 'record', 'binance_klines', 'write_binance_csv', 'coingecko_chart', 'download']
+__all__ = ['MAX_RETRY_AFTER', 'BINANCE_URL', 'KLINE_COLS', 'COINGECKO_URL', 'COINGECKO_IDS', 'retry_after', 'SourceError',
+           'HttpClient', 'recording_name', 'ReplaySession', 'record', 'binance_klines', 'write_binance_csv',
+           'write_csv_atomic', 'coingecko_chart', 'download']
+
+# %% ../nbs/02_sources.ipynb #r3try0a2
+MAX_RETRY_AFTER = 120.0
+
+def retry_after(value, now: datetime|None = None) -> float|None:
+    "Seconds a `Retry-After` header asks to wait (a number of seconds or an HTTP date); `None` when absent or unreadable."
+    if value is None: return None
+    text = str(value).strip()
+    try:
+        secs = float(text)
+        return secs if math.isfinite(secs) else None
+    except ValueError: pass
+    try: when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError): return None
+    if when is None: return None
+    if when.tzinfo is None: when = when.replace(tzinfo=timezone.utc)
+    return (when - (now or datetime.now(timezone.utc))).total_seconds()
 
 # %% ../nbs/02_sources.ipynb #7bb205eb
 class SourceError(UserError):
     "A download that failed for a reason the user can act on (offline, unknown coin, rate-limited for too long)."
 
+def _one_line(text: str, n: int = 120) -> str:
+    "The first `n` characters of `text` with its whitespace collapsed, for an error line."
+    return ' '.join(str(text)[:n].split())
+
 class HttpClient:
     "GET JSON with a minimum interval between calls (rate limit) and exponential backoff on 429/5xx and network errors."
-    def __init__(self, session=None, min_interval: float = 0.25, retries: int = 4, backoff: float = 1.0, timeout: float = 20, sleep=time.sleep):
+    def __init__(self, session=None, min_interval: float = 0.25, retries: int = 4, backoff: float = 1.0, timeout: float = 20,
+                 sleep=time.sleep, max_wait: float = MAX_RETRY_AFTER):
         self.session = session or _default_session()
         if isinstance(self.session, ReplaySession): min_interval, backoff = 0, 0  # recordings answer at once
         self.min_interval, self.retries, self.backoff, self.timeout, self.sleep = min_interval, retries, backoff, timeout, sleep
+        self.max_wait = max_wait
         self._last = 0.0
         self.calls = 0
 
@@ -36,24 +61,45 @@ class HttpClient:
         if dt > 0: self.sleep(dt)
         self._last = time.monotonic()
 
+    def _retry_wait(self, r, host: str, attempt: int) -> float:
+        "Seconds to wait before retrying a 429/5xx answer, within [0, max_wait], said on stderr."
+        asked = retry_after(r.headers.get('Retry-After'))
+        wait = min(max(self.backoff * 2**attempt if asked is None else asked, 0.0), self.max_wait)
+        why = 'backoff' if asked is None else f"Retry-After {r.headers.get('Retry-After')!r}"
+        if asked is not None and asked > self.max_wait: why += f" asks for {asked:.0f} s, capped at {self.max_wait:.0f} s"
+        print(f"{host}: HTTP {r.status_code}, waiting {wait:.0f} s before retry {attempt + 1} of {self.retries} ({why})",
+              file=sys.stderr)
+        return wait
+
+    def _decode(self, r, url: str, params: dict|None):
+        "The JSON body of `r`, or a `SourceError` naming the URL, status, content type and first bytes."
+        try: return r.json()
+        except ValueError:
+            ctype = r.headers.get('Content-Type') or 'no content type'
+            query = f"?{urlencode(params)}" if params else ''
+            raise SourceError(f"{url}{query} answered HTTP {r.status_code} with {ctype}, not JSON; it begins: "
+                              f"{_one_line(r.text)!r}") from None
+
     def get_json(self, url: str, params: dict|None = None):
         "The decoded JSON of `url?params`, retrying transient failures."
         host = url.split('/')[2]
         for attempt in range(self.retries + 1):
-            self._wait(); self.calls += 1
+            self._wait()
+            self.calls += 1
             try: r = self.session.get(url, params=params, timeout=self.timeout)
             except requests.exceptions.RequestException as e:
                 if attempt == self.retries:
                     raise SourceError(f"cannot reach {host} ({type(e).__name__}): are you offline? "
                                       f"Use files already in the data directory instead") from None
-                self.sleep(self.backoff * 2**attempt); continue
+                self.sleep(self.backoff * 2**attempt)
+                continue
             if r.status_code == 429 or r.status_code >= 500:
                 if attempt == self.retries: raise SourceError(f"{host} answered HTTP {r.status_code} {self.retries+1} times; try again later")
-                wait = float(r.headers.get('Retry-After', self.backoff * 2**attempt))
-                self.sleep(wait); continue
+                self.sleep(self._retry_wait(r, host, attempt))
+                continue
             if r.status_code >= 400:
-                raise SourceError(f"{host} answered HTTP {r.status_code} for {url}?{urlencode(params or {})}: {str(r.text)[:200]}")
-            return r.json()
+                raise SourceError(f"{host} answered HTTP {r.status_code} for {url}?{urlencode(params or {})}: {_one_line(r.text, 200)}")
+            return self._decode(r, url, params)
 
 def _default_session():
     replay = os.environ.get('CRYPTOFORECAST_REPLAY_DIR')
@@ -61,10 +107,12 @@ def _default_session():
 
 # %% ../nbs/02_sources.ipynb #bd3fb079
 class _Response:
-    def __init__(self, status, payload, headers=None):
+    "What `ReplaySession` answers: the parts of a `requests.Response` the client uses."
+    def __init__(self, status, payload, headers=None, text=None):
         self.status_code, self._payload, self.headers = status, payload, headers or {}
-        self.text = json.dumps(payload)
-    def json(self): return self._payload
+        self._raw = text
+        self.text = json.dumps(payload) if text is None else text
+    def json(self): return self._payload if self._raw is None else json.loads(self._raw)
 
 def recording_name(url: str, params: dict|None) -> str:
     "File name of the recording for one request."
@@ -79,7 +127,7 @@ class ReplaySession:
         f = self.folder/recording_name(url, params)
         if not f.exists(): raise requests.exceptions.ConnectionError(f"no recording {f.name}")
         rec = json.loads(f.read_text())
-        return _Response(rec.get('status', 200), rec.get('json'), rec.get('headers'))
+        return _Response(rec.get('status', 200), rec.get('json'), rec.get('headers'), rec.get('text'))
 
 def record(folder, url, params, payload, status=200):
     "Write a recording (how the test fixtures are made)."
@@ -104,6 +152,8 @@ def binance_klines(symbol: str, quote: str = 'USDT', start='2017-01-01', client:
         except SourceError as e:
             if 'HTTP 400' in str(e): raise SourceError(f"Binance has no pair {pair}") from None
             raise
+        if not isinstance(page, list):
+            raise SourceError(f"Binance answered {_one_line(json.dumps(page))!r} for {pair}, not a list of daily bars")
         rows += page
         if len(page) < 1000: break
         t = int(page[-1][0]) + 86_400_000
@@ -117,9 +167,20 @@ def write_binance_csv(df: pd.DataFrame, path) -> Path:
     out = df.copy()
     out.insert(0, 'datetime', pd.to_datetime(out.pop('open_time').astype('int64'), unit='ms').dt.strftime('%Y-%m-%d'))
     out['close_time'] = pd.to_datetime(out['close_time'].astype('int64'), unit='ms').dt.strftime('%Y-%m-%d %H:%M:%S.%f').str[:-3]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
-    return Path(path)
+    return write_csv_atomic(out, path)
+
+def write_csv_atomic(df: pd.DataFrame, path) -> Path:
+    "Write `df` as CSV to `path` through a uniquely named temporary file and `os.replace` (never a half-written file)."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', newline='') as f: df.to_csv(f, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 # %% ../nbs/02_sources.ipynb #228e4b3b
 COINGECKO_URL = 'https://api.coingecko.com/api/v3/coins/{id}/market_chart'
@@ -160,8 +221,5 @@ def download(source: str, coins: list[str], data_dir, start='2017-01-01', client
         if source == 'binance':
             written.append(write_binance_csv(binance_klines(coin, start=start, client=client), out_dir/f"{coin}USDT_1d.csv"))
         else:
-            f = out_dir/f"{coin.lower()}-usd-max.csv"
-            out_dir.mkdir(parents=True, exist_ok=True)
-            coingecko_chart(coin, start=start, client=client).to_csv(f, index=False)
-            written.append(f)
+            written.append(write_csv_atomic(coingecko_chart(coin, start=start, client=client), out_dir/f"{coin.lower()}-usd-max.csv"))
     return written
