@@ -14,7 +14,7 @@ from .cli import UserError
 from .data import scan, conflict_message, REPAIRS, WARNINGS
 
 # %% auto #0
-__all__ = ['data_list', 'data_check', 'start_date', 'data_parser', 'data_cli']
+__all__ = ['data_list', 'data_check', 'start_date', 'source_arg', 'data_parser', 'data_cli']
 
 # %% ../nbs/91_data_cli.ipynb #55afc61f
 def _rel(path, root) -> str:
@@ -69,6 +69,15 @@ def start_date(text: str) -> str:
     today = datetime.datetime.now(datetime.timezone.utc).date()
     if not _FIRST_DAY <= d <= today: raise argparse.ArgumentTypeError(f"{text} is not between {_FIRST_DAY} and today ({today})")
     return d.isoformat()
+
+def source_arg(text: str) -> tuple[str, Path]:
+    "`COIN=FILE`, for a `--source` flag that forces a file for a coin: `dict(a.source)` is `load_universe`'s `sources`."
+    coin, sep, file = text.partition('=')
+    if not sep or not file.strip(): raise argparse.ArgumentTypeError(f"expected COIN=FILE, e.g. UNI=data/raw/UNIUSDT_1d.csv, got {text!r}")
+    (coin,) = coins(coin)
+    f = Path(file.strip()).expanduser()
+    if not f.is_file(): raise argparse.ArgumentTypeError(f"{file}: no such file (given for {coin})")
+    return coin, f
 
 def _coin_lists(text: str) -> list[str]:
     "One positional COIN argument: a ticker or comma-separated tickers."

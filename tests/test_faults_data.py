@@ -1,6 +1,6 @@
 """Fault injection on the data layer: first run without data, the cache (location, corruption, concurrency), wrong data
 that used to pass, downloads that answer oddly, and bad command-line arguments."""
-import email.utils, fnmatch, gzip, io, json, shutil, subprocess, sys, time, tomllib, tracemalloc, warnings, zipfile
+import email.utils, fnmatch, gzip, json, shutil, subprocess, sys, time, tomllib, tracemalloc, warnings, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -379,3 +379,18 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, needle):
     r = run_cli(*args, cwd=tmp_path, env={**env(tmp_path), 'CRYPTOFORECAST_REPLAY_DIR': str(tmp_path/'no-recordings')})
     one_error_line(r, needle)
     assert not (tmp_path/'data').exists() and not (tmp_path/'cache').exists()
+
+def test_download_without_data_dir_goes_to_data_raw_never_into_the_sample(tmp_path):
+    from cryptoforecast.sources import BINANCE_URL, record
+    t0 = int(pd.Timestamp('2024-01-01', tz='UTC').timestamp() * 1000)
+    kl = [[t0 + i*86_400_000, '100', '102', '99', '101', '10', t0 + i*86_400_000 + 86_399_999, '1000', 5, '5', '50', '0']
+          for i in range(40)]
+    record(tmp_path/'rec', BINANCE_URL, {'symbol': 'ETHUSDT', 'interval': '1d', 'startTime': t0, 'limit': 1000}, kl)
+    before = sorted(p.name for p in SAMPLE.iterdir())
+    r = run_cli('data', 'download', '--source', 'binance', '--coins', 'ETH', '--start', '2024-01-01', cwd=tmp_path,
+                env={**env(tmp_path), 'CRYPTOFORECAST_REPLAY_DIR': str(tmp_path/'rec')})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path/'data'/'raw'/'binance'/'ETHUSDT_1d.csv').exists()
+    assert sorted(p.name for p in SAMPLE.iterdir()) == before
+    r = run_cli('data', 'list', cwd=tmp_path, env=env(tmp_path))  # data/raw now holds price files: it wins over the sample
+    assert r.stdout.split()[:4] == ['ETH', '2024-01-01', '2024-02-09', '40'] and 'sample' not in r.stderr, r.stdout + r.stderr
