@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #a538d0e2
 from __future__ import annotations
-import contextlib, csv, gzip, hashlib, io, json, os, re, sys, tempfile, warnings, zipfile, zlib
+import contextlib, csv, gzip, hashlib, io, json, os, re, sys, tempfile, time, warnings, zipfile, zlib
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
@@ -20,10 +20,11 @@ from .cli import UserError
 
 # %% auto #0
 __all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION',
-           'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'read_bytes', 'read_text', 'parse_table', 'Format',
-           'detect_format', 'parse_epoch', 'parse_dates', 'split_pair', 'symbol_from_name', 'identify', 'IntradayData',
-           'to_ohlcv', 'ValidationReport', 'validate_ohlcv', 'file_sha256', 'frame_digest', 'read_ohlcv', 'data_files',
-           'Universe', 'choose_source', 'scan', 'conflict_message', 'load_universe', 'load_coin', 'list_coins']
+           'STALE_TMP_SECONDS', 'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'read_bytes', 'read_text', 'parse_table',
+           'Format', 'detect_format', 'parse_epoch', 'parse_dates', 'split_pair', 'symbol_from_name', 'identify',
+           'IntradayData', 'to_ohlcv', 'ValidationReport', 'validate_ohlcv', 'file_sha256', 'frame_digest',
+           'read_ohlcv', 'data_files', 'Universe', 'choose_source', 'scan', 'conflict_message', 'load_universe',
+           'load_coin', 'list_coins']
 
 # %% ../nbs/01_data.ipynb #b908003c
 class DataError(UserError):
@@ -451,6 +452,13 @@ def _cache_load(entry: Path, key: str, sha: str):
     except Exception: return None  # unreadable in any way (truncated, bit flips, an old layout): rebuilt by the caller
 
 _CACHE_WARNED: set = set()
+STALE_TMP_SECONDS = 3600  # a temporary file this old was left by a killed writer
+
+def _remove_stale_tmp(folder: Path) -> None:
+    "Delete temporary files that writers killed mid-write left behind (live writers' files are younger)."
+    for t in folder.glob('*.tmp'):
+        with contextlib.suppress(OSError):
+            if time.time() - t.stat().st_mtime > STALE_TMP_SECONDS: t.unlink()
 
 def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str, sha: str) -> None:
     "Write one cache entry atomically (unique temporary file, then `os.replace`); an unwritable cache is only noted."
@@ -463,6 +471,7 @@ def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str,
         fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name + '.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f: pq.write_table(table, f)
         os.replace(tmp, entry)
+        _remove_stale_tmp(entry.parent)
     except OSError as e:
         if tmp: 
             with contextlib.suppress(OSError): os.unlink(tmp)

@@ -192,6 +192,21 @@ def test_concurrent_first_loads_all_succeed(tmp_path):
         assert not list((tmp_path/'cache').glob('*.tmp')), 'temporary files left behind'
         assert len(list((tmp_path/'cache').glob('*.parquet'))) == 3
 
+@needs_data
+def test_writer_killed_mid_write_leaves_no_bad_entry(tmp_path):
+    "kill -9 a process that rewrites a cache entry in a loop: the entry left is whole or absent, never wrong."
+    f = shutil.copy(CDD/'Binance_ETHUSDT_d.csv', tmp_path)
+    cache = tmp_path/'c'
+    loop = (f"from pathlib import Path\nfrom cryptoforecast.data import read_ohlcv\nc = Path({str(cache)!r})\n"
+            f"while True:\n    for e in c.glob('*.parquet'): e.unlink()\n    read_ohlcv({str(f)!r}, cache_dir=c)\n")
+    p = subprocess.Popen([sys.executable, '-c', loop])
+    deadline = time.time() + 60
+    while not list(cache.glob('*.parquet')) and time.time() < deadline and p.poll() is None: time.sleep(0.1)
+    time.sleep(0.5)
+    p.kill()
+    p.wait()
+    pd.testing.assert_frame_equal(read_ohlcv(f, cache_dir=cache), read_ohlcv(f, use_cache=False))
+
 # 5. wrong data is refused, not accepted -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('bad', ['inf', '1e309', '-inf'])
