@@ -75,7 +75,7 @@ def one_line(e: Exception) -> str:
     "An exception as one short line: its type and the first line of its message."
     lines = str(e).strip().splitlines()
     text = lines[0] if lines else ''
-    short = text if len(text) <= 150 else text[:147] + '...'
+    short = text if len(text) <= 300 else text[:297] + '...'
     return f"{type(e).__name__}: {short}" if not isinstance(e, UserError) else short
 
 def _read_table(path: Path, needed) -> pd.DataFrame:
@@ -138,8 +138,8 @@ def price_history(run: Run, data_dir=None) -> pd.DataFrame:
     from cryptoforecast.data import read_ohlcv, load_coin
     p = (run.report.get('data') or {}).get('path')
     if p and Path(p).is_file(): return read_ohlcv(p, use_cache=False)
-    gone = (f"the price file {run.coin} was trained on ({p}) is not there any more" if p else
-            f"the run does not say which price file {run.coin} was trained on")
+    gone = (f"The price file {run.coin} was trained on ({p}) is not there any more" if p else
+            f"The run does not say which price file {run.coin} was trained on")
     if data_dir is None: raise UserError(f"{gone}: the history is not shown (give --data-dir to read {run.coin} from another folder)")
     try: df = load_coin(run.coin, data_dir)
     except (KeyError, UserError): raise UserError(f"{gone}, and {data_dir} has no price file of {run.coin}") from None
@@ -160,7 +160,7 @@ def current_regime(close: pd.Series) -> dict:
     return dict(date=close.index[-1], vol=str(last['vol']), vol_pct=float(last['vol_pct']), trend=str(last['trend']),
                 drawdown=float(last['drawdown']))
 
-# %% ../nbs/32_dashboard.ipynb #08299214
+# %% ../nbs/32_dashboard.ipynb #1056a63f
 def _utc_day(t) -> pd.Timestamp:
     "The UTC calendar day of `t` (naive times are taken as UTC)."
     t = pd.Timestamp(t)
@@ -398,7 +398,7 @@ def latest_price(coin: str, timeout: float = 2, client=None) -> tuple[float|None
     except (SourceError, KeyError, TypeError, ValueError) as e:
         return None, '; '.join(why + [f"CoinGecko: {e}"])
 
-# %% ../nbs/32_dashboard.ipynb #0ebe9786
+# %% ../nbs/32_dashboard.ipynb #9956fcb4
 def eviction_order(kernels: list[dict]) -> list[str]:
     "Ids of `kernels` (dicts of id, pooled, connections, busy, last_activity) that may make room, the first to go first."
     free = [k for k in kernels if not k['pooled']]
@@ -490,7 +490,7 @@ def voila_command(notebook, port: int, pool_size: int = 0, max_kernels: int = 4,
     if pool_size > 0: cmd += ['--preheat_kernel=True', f"--pool_size={pool_size}"]
     return cmd
 
-# %% ../nbs/32_dashboard.ipynb #2e8b75cf
+# %% ../nbs/32_dashboard.ipynb #cc82d962
 def check_port(port: int, host: str = '127.0.0.1'):
     "UserError unless `host:port` can be listened on now."
     with socket.socket() as s:
@@ -518,23 +518,21 @@ def _descendants(pid: int) -> list:
     except psutil.Error: return []
 
 def stop_tree(proc: subprocess.Popen, started: list, grace: float = 5.0, wait: float = 3.0):
-    "Stop `proc` (SIGTERM, its process group SIGKILLed after `grace` s), then end what is left of `started` (SIGTERM, SIGKILL)."
+    "SIGTERM to `proc` and to the processes it `started` at once; its process group SIGKILLed after `grace` s, the rest after `wait`."
     import psutil
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try: proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            try: os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError: pass
-            proc.wait()
-    left = [p for p in started if p.is_running()]
-    for p in left:
-        try: p.terminate()
-        except psutil.NoSuchProcess: pass
-    _, alive = psutil.wait_procs(left, timeout=wait)
-    for p in alive:
-        try: p.kill()
-        except psutil.NoSuchProcess: pass
+    def each(procs, how):
+        for p in procs:
+            try: getattr(p, how)()
+            except psutil.NoSuchProcess: pass
+    if proc.poll() is None: proc.send_signal(signal.SIGTERM)   # Voila shuts its kernels down ...
+    each(started, 'terminate')   # ... which it does one by one, each kernel's exit taking a second or two: they go now
+    try: proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try: os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+        proc.wait()
+    _, alive = psutil.wait_procs(started, timeout=wait)
+    each(alive, 'kill')
     psutil.wait_procs(alive, timeout=wait)
 
 def serve(cmd: list[str], env: dict, port: int, banner: str, start_timeout: float = 180) -> int:
