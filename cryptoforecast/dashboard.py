@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_dashboard.ipynb #39f454f8
 from __future__ import annotations
-import argparse, errno, html, json, math, os, re, signal, socket, subprocess, sys, time
+import errno, html, json, math, os, re, signal, socket, subprocess, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
