@@ -439,7 +439,7 @@ def capped_kernel_manager():
                         continue
                     self.log.warning('%d kernels running (at most %d): shutting down kernel %s to make room',
                                      len(self._kernels), self.max_kernels, order[0])
-                    await self.shutdown_kernel(order[0])
+                    await self.shutdown_kernel(order[0], now=True)   # nothing to save: the page only reads
                 self._starting += 1
             try: return await super().start_kernel(**kwargs)
             finally: self._starting -= 1
