@@ -420,6 +420,7 @@ def capped_kernel_manager():
             return {t.result()['kernel_id'] for t in done if t.exception() is None}
 
         def _kernel_states(self) -> list[dict]:
+            "What `eviction_order` needs to know of each running kernel."
             pooled = self._pooled()
             out = []
             for kid, k in list(self._kernels.items()):
