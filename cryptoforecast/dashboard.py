@@ -4,24 +4,28 @@
 
 # %% ../nbs/32_dashboard.ipynb #39f454f8
 from __future__ import annotations
-import argparse, json, os, subprocess, sys
-from dataclasses import dataclass
+import errno, html, json, math, os, re, signal, socket, subprocess, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .args import ArgParser, non_negative_int, port, positive_int, existing_dir
 from .cli import UserError
-from .config import get_config
+from .config import TICKER_PATTERN, get_config
 from .metrics import QUANTILES, quantile_col
 
 # %% auto #0
-__all__ = ['ARTIFACTS_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS', 'VOILA_TEMPLATE', 'find_artifacts_dir',
-           'run_dirs', 'coins_with_runs', 'Run', 'latest_run', 'price_history', 'current_regime', 'return_cdf',
-           'return_quantile', 'prob_above', 'alert_table', 'parse_holdings', 'portfolio_value', 'skill_table',
-           'model_forecasts', 'ensemble_weights', 'shap_top', 'price_figure', 'model_figure', 'bar_figure',
-           'latest_price', 'dashboard_notebook', 'voila_jupyter_path', 'run_voila', 'voila_command', 'dashboard_cli']
+__all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
+           'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs', 'coins_with_runs', 'Run', 'one_line',
+           'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir', 'price_history', 'history_note',
+           'current_regime', 'forecast_age', 'return_cdf', 'return_quantile', 'prob_above', 'alert_table',
+           'parse_holdings', 'parse_thresholds', 'error_html', 'portfolio_value', 'skill_table', 'model_forecasts',
+           'ensemble_weights', 'shap_top', 'price_figure', 'model_figure', 'bar_figure', 'latest_price',
+           'eviction_order', 'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent',
+           'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -56,6 +60,7 @@ class Run:
     report: dict
     predictions: pd.DataFrame
     forecast: pd.DataFrame
+    skipped: list = field(default_factory=list)   # (folder name, why) of the later runs that could not be read, newest first
 
     @property
     def horizons(self) -> list[int]: return sorted(int(h) for h in self.forecast['horizon'].unique())
@@ -64,25 +69,89 @@ class Run:
     @property
     def headline(self) -> str: return self.report['headline']['model']
 
+FORECAST_COLS = ['origin', 'horizon', 'model', 'close_origin', 'mean', *(quantile_col(q) for q in QUANTILES)]
+
+def one_line(e: Exception) -> str:
+    "An exception as one short line: its type and the first line of its message."
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ''
+    short = text if len(text) <= 300 else text[:297] + '...'
+    return f"{type(e).__name__}: {short}" if not isinstance(e, UserError) else short
+
+def _read_table(path: Path, needed) -> pd.DataFrame:
+    "A parquet file of a run with the columns `needed` and at least one row; ValueError saying what is wrong."
+    try: t = pd.read_parquet(path)
+    except Exception as e: raise ValueError(f"{path.name} cannot be read ({one_line(e)})") from None
+    missing = [c for c in needed if c not in t]
+    if missing: raise ValueError(f"{path.name} lacks the columns {', '.join(missing)}")
+    if t.empty: raise ValueError(f"{path.name} holds no rows")
+    return t
+
+def load_run(coin: str, path) -> Run:
+    "The run saved in folder `path`; ValueError naming the damaged file and the damage when it cannot be shown."
+    path = Path(path)
+    try: report = json.loads((path/'report.json').read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e: raise ValueError(f"report.json cannot be read ({one_line(e)})") from None
+    if not isinstance(report, dict) or not isinstance(report.get('headline'), dict) or 'model' not in report['headline'] \
+            or not isinstance(report.get('metrics'), list):
+        raise ValueError('report.json lacks the headline model or the metrics')
+    fc = _read_table(path/'forecast.parquet', FORECAST_COLS)
+    fc = fc[fc['origin'] == fc['origin'].max()]
+    has_preds = (path/'predictions.parquet').exists()
+    preds = _read_table(path/'predictions.parquet', FORECAST_COLS) if has_preds else fc.iloc[:0]
+    return Run(coin.upper(), path, report, preds, fc.reset_index(drop=True))
+
 def latest_run(coin: str, artifacts_dir=None) -> Run:
-    "Load the latest finished run of `coin` from `artifacts_dir` (see `find_artifacts_dir`)."
+    "The latest finished run of `coin` that can be read (see `find_artifacts_dir`); the damaged ones after it are in `skipped`."
     runs = run_dirs(coin, artifacts_dir)
     if not runs:
         raise UserError(f"no finished training run for {coin.upper()} in {find_artifacts_dir(artifacts_dir)}: "
                         f"run `cryptoforecast train --crypto {coin.upper()}` first")
-    p = runs[-1]
-    fc = pd.read_parquet(p/'forecast.parquet')
-    fc = fc[fc['origin'] == fc['origin'].max()]
-    preds = pd.read_parquet(p/'predictions.parquet') if (p/'predictions.parquet').exists() else fc.iloc[:0]
-    return Run(coin.upper(), p, json.loads((p/'report.json').read_text()), preds, fc.reset_index(drop=True))
+    skipped = []
+    for p in reversed(runs):
+        try: run = load_run(coin, p)
+        except ValueError as e:
+            skipped.append((p.name, str(e)))
+            continue
+        run.skipped = skipped
+        return run
+    raise UserError(f"every finished run of {coin.upper()} is damaged ({'; '.join(f'{n}: {why}' for n, why in skipped)}): "
+                    f"run `cryptoforecast train --crypto {coin.upper()}` again")
+
+def skipped_note(run: Run) -> str|None:
+    "One line naming the damaged runs that were skipped for `run`, and why; None when the latest run was shown."
+    if not run.skipped: return None
+    which = '; '.join(f"{name} ({why})" for name, why in run.skipped)
+    runs = 'the damaged latest run' if len(run.skipped) == 1 else f"{len(run.skipped)} damaged runs"
+    return f"Skipped {runs} of {run.coin}: {which}. Showing the run {run.path.name} instead."
 
 # %% ../nbs/32_dashboard.ipynb #75dbb2ff
+DASHBOARD_DATA_ENV = 'CRYPTOFORECAST_DASHBOARD_DATA_DIR'
+
+def dashboard_data_dir() -> Path|None:
+    "The folder given to `cryptoforecast dashboard --data-dir` (passed to the page in `$CRYPTOFORECAST_DASHBOARD_DATA_DIR`), else None."
+    d = os.environ.get(DASHBOARD_DATA_ENV)
+    return Path(d) if d else None
+
 def price_history(run: Run, data_dir=None) -> pd.DataFrame:
-    "The OHLCV frame of the run's coin, from the file it was trained on when it is still there."
+    "The OHLCV frame of the run's coin: the file it was trained on; when that has moved, the coin from `data_dir` if given."
     from cryptoforecast.data import read_ohlcv, load_coin
     p = (run.report.get('data') or {}).get('path')
     if p and Path(p).is_file(): return read_ohlcv(p, use_cache=False)
-    return load_coin(run.coin, data_dir)
+    gone = (f"The price file {run.coin} was trained on ({p}) is not there any more" if p else
+            f"The run does not say which price file {run.coin} was trained on")
+    if data_dir is None: raise UserError(f"{gone}: the history is not shown (give --data-dir to read {run.coin} from another folder)")
+    try: df = load_coin(run.coin, data_dir)
+    except (KeyError, UserError): raise UserError(f"{gone}, and {data_dir} has no price file of {run.coin}") from None
+    df.attrs['instead_of'] = p
+    return df
+
+def history_note(run: Run, ohlcv: pd.DataFrame) -> str|None:
+    "One line when `ohlcv` is not the file the run was trained on (it came from `data_dir`), else None."
+    if 'instead_of' not in ohlcv.attrs: return None
+    same = ohlcv.attrs.get('sha256') == (run.report.get('data') or {}).get('sha256')
+    return (f"The price file {run.coin} was trained on ({ohlcv.attrs['instead_of']}) has moved: the history shown is "
+            f"{ohlcv.attrs.get('path')} from --data-dir, " + ('the same file.' if same else 'not the same file as the one trained on.'))
 
 def current_regime(close: pd.Series) -> dict:
     "The regime on the last date of `close`: volatility level and percentile, trend, drawdown from the running peak."
@@ -90,6 +159,29 @@ def current_regime(close: pd.Series) -> dict:
     last = RegimeDetector().transform(close).iloc[-1]
     return dict(date=close.index[-1], vol=str(last['vol']), vol_pct=float(last['vol_pct']), trend=str(last['trend']),
                 drawdown=float(last['drawdown']))
+
+# %% ../nbs/32_dashboard.ipynb #1056a63f
+def _utc_day(t) -> pd.Timestamp:
+    "The UTC calendar day of `t` (naive times are taken as UTC)."
+    t = pd.Timestamp(t)
+    return (t.tz_convert('UTC').tz_localize(None) if t.tzinfo else t).normalize()
+
+def _days(n: int) -> str: return f"{n} day{'' if n == 1 else 's'}"
+
+def _ago(n: int) -> str: return 'today' if n == 0 else (f"{_days(n)} ago" if n > 0 else f"in {_days(-n)}")
+
+def forecast_age(run: Run, horizon: int, last_close=None, today=None) -> tuple[str, str|None]:
+    "A line on the age of the data (`last_close`, default the run's) and of the forecast; a warning once `horizon` has passed."
+    today = _utc_day(pd.Timestamp.now(tz='UTC') if today is None else today)
+    origin = _utc_day(run.origin)
+    last = _utc_day(last_close if last_close is not None else (run.report.get('data') or {}).get('last', run.origin))
+    line = (f"Data up to {last:%Y-%m-%d} ({_ago((today - last).days)}); forecast from the close of {origin:%Y-%m-%d} "
+            f"({_ago((today - origin).days)}).")
+    end = origin + pd.Timedelta(days=horizon)
+    late = (today - end).days
+    if late <= 0: return line, None
+    return line, (f"Out of date: this {horizon}-day forecast was for {end:%Y-%m-%d} and ended {_days(late)} ago; "
+                  f"train again for a current one (cryptoforecast train --crypto {run.coin}).")
 
 # %% ../nbs/32_dashboard.ipynb #8ad8ca14
 QUANTILE_COLS = [quantile_col(q) for q in QUANTILES]
@@ -142,6 +234,13 @@ def alert_table(forecast: pd.DataFrame, thresholds) -> pd.DataFrame:
     return out.assign(triggers=out['probability'] > 0.5)
 
 # %% ../nbs/32_dashboard.ipynb #91e7133a
+def _number(text: str, what: str) -> float:
+    "`text` as a finite float, else UserError naming `what`."
+    try: v = float(text)
+    except ValueError: raise UserError(f"cannot read {what} {text!r}: write a number") from None
+    if not math.isfinite(v): raise UserError(f"{what} must be a finite number, not {text!r}")
+    return v
+
 def parse_holdings(text: str) -> dict[str, float]:
     "Holdings from text such as `'BTC 0.5, ETH=2'` (a coin and an amount per item; items split by commas, semicolons or newlines)."
     out = {}
@@ -149,11 +248,27 @@ def parse_holdings(text: str) -> dict[str, float]:
         parts = item.replace('=', ' ').replace(':', ' ').split()
         if not parts: continue
         if len(parts) != 2: raise UserError(f"cannot read holding {item.strip()!r}: write a coin and an amount, e.g. 'BTC 0.5'")
-        try: amount = float(parts[1])
-        except ValueError: raise UserError(f"cannot read the amount {parts[1]!r} of {parts[0].upper()}") from None
-        if amount < 0: raise UserError(f"the amount of {parts[0].upper()} is negative ({amount})")
-        out[parts[0].upper()] = out.get(parts[0].upper(), 0.0) + amount
+        coin = parts[0].upper()
+        if not re.fullmatch(TICKER_PATTERN, coin): raise UserError(f"{parts[0]!r} is not a coin ticker (letters and digits, e.g. BTC)")
+        amount = _number(parts[1], f"the amount of {coin}")
+        if amount < 0: raise UserError(f"the amount of {coin} is negative ({amount:g})")
+        out[coin] = out.get(coin, 0.0) + amount
     return out
+
+def parse_thresholds(text: str) -> list[float]:
+    "Alert thresholds from text such as `'90000, 60000'` (positive prices split by commas or semicolons)."
+    out = []
+    for item in text.replace(';', ',').split(','):
+        if not item.strip(): continue
+        v = _number(item.strip(), 'the alert threshold')
+        if v <= 0: raise UserError(f"the alert threshold {item.strip()!r} is not a price above 0")
+        out.append(v)
+    return out
+
+def error_html(message) -> str:
+    "`message` (an exception or text) as a red line of HTML, escaped: what a visitor typed is shown, never interpreted."
+    text = one_line(message) if isinstance(message, Exception) else str(message)
+    return f"<span class='cf-error' style='color:#b00'>{html.escape(text)}</span>"
 
 PORTFOLIO_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 
@@ -222,12 +337,14 @@ def _fan(run: Run, horizon: int) -> pd.DataFrame:
     start = pd.DataFrame({'date': [run.origin], **{k: [c] for k in ['mean', *QUANTILE_COLS]}})
     return pd.concat([start, fan], ignore_index=True)
 
-def price_figure(run: Run, ohlcv: pd.DataFrame, horizon: int, days: int = 180, live: float|None = None):
-    "Candlesticks of the last `days` and the forecast fan of the headline model up to `horizon`."
+def price_figure(run: Run, ohlcv: pd.DataFrame|None, horizon: int, days: int = 180, live: float|None = None):
+    "Candlesticks of the last `days` (none when `ohlcv` is None) and the forecast fan of the headline model up to `horizon`."
     import plotly.graph_objects as go
-    px = ohlcv.loc[:run.origin].iloc[-days:]
+    px = ohlcv.loc[:run.origin].iloc[-days:] if ohlcv is not None else None
     fan = _fan(run, horizon)
-    fig = go.Figure(go.Candlestick(x=px.index, open=px['open'], high=px['high'], low=px['low'], close=px['close'], name=run.coin))
+    fig = go.Figure()
+    if px is not None:
+        fig.add_trace(go.Candlestick(x=px.index, open=px['open'], high=px['high'], low=px['low'], close=px['close'], name=run.coin))
     for lo, hi, name, alpha in [('q0.025', 'q0.975', '95% interval', 0.15), ('q0.1', 'q0.9', '80% interval', 0.3)]:
         fig.add_scatter(x=fan['date'], y=fan[hi], mode='lines', line=dict(width=0), showlegend=False, hoverinfo='skip')
         fig.add_scatter(x=fan['date'], y=fan[lo], mode='lines', line=dict(width=0), fill='tonexty', name=name,
@@ -235,7 +352,8 @@ def price_figure(run: Run, ohlcv: pd.DataFrame, horizon: int, days: int = 180, l
     fig.add_scatter(x=fan['date'], y=fan['q0.5'], mode='lines+markers', line=dict(color='rgb(31,119,180)'), name='median')
     fig.add_scatter(x=fan['date'].iloc[1:], y=fan['mean'].iloc[1:], mode='markers', marker=dict(symbol='x', size=8), name='mean')
     if live is not None: fig.add_hline(y=live, line_dash='dot', annotation_text=f"live {live:,.2f}")
-    fig.update_layout(title=f"{run.coin}: last {len(px)} days and the {run.headline} forecast for {horizon} day(s) from {run.origin:%Y-%m-%d}",
+    shown = f"last {len(px)} days" if px is not None else 'no price history'
+    fig.update_layout(title=f"{run.coin}: {shown} and the {run.headline} forecast for {horizon} day(s) from {run.origin:%Y-%m-%d}",
                       xaxis_rangeslider_visible=False, height=460, margin=dict(l=40, r=20, t=50, b=30), yaxis_title='price')
     return fig
 
@@ -280,6 +398,55 @@ def latest_price(coin: str, timeout: float = 2, client=None) -> tuple[float|None
     except (SourceError, KeyError, TypeError, ValueError) as e:
         return None, '; '.join(why + [f"CoinGecko: {e}"])
 
+# %% ../nbs/32_dashboard.ipynb #9956fcb4
+def eviction_order(kernels: list[dict]) -> list[str]:
+    "Ids of `kernels` (dicts of id, pooled, connections, busy, last_activity) that may make room, the first to go first."
+    free = [k for k in kernels if not k['pooled']]
+    return [k['id'] for k in sorted(free, key=lambda k: (k['connections'] > 0 or k['busy'], k['last_activity']))]
+
+def capped_kernel_manager():
+    "The kernel manager class the dashboard's Voila uses: jupyter_server's, running at most `max_kernels` kernels at once."
+    import asyncio
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from traitlets import Integer
+
+    class CappedKernelManager(AsyncMappingKernelManager):
+        "Starting a kernel beyond `max_kernels` (pre-heated ones included) first shuts down the one `eviction_order` puts first."
+        max_kernels = Integer(4, config=True, help='the most kernels running at once, pre-heated ones included')
+
+        def _pooled(self) -> set:
+            "Ids of the pre-heated kernels waiting for a visitor (Voila's pool, when pre-heating is on)."
+            done = [t for pool in getattr(self, '_pools', {}).values() for t in pool if t.done() and not t.cancelled()]
+            return {t.result()['kernel_id'] for t in done if t.exception() is None}
+
+        def _kernel_states(self) -> list[dict]:
+            "What `eviction_order` needs to know of each running kernel."
+            pooled = self._pooled()
+            out = []
+            for kid, k in list(self._kernels.items()):
+                seen = getattr(k, 'last_activity', None)
+                out.append(dict(id=kid, pooled=kid in pooled, connections=self._kernel_connections.get(kid, 0),
+                                busy=getattr(k, 'execution_state', '') == 'busy', last_activity=seen.timestamp() if seen else 0.0))
+            return out
+
+        async def start_kernel(self, **kwargs):
+            if not hasattr(self, '_room'): self._room, self._starting = asyncio.Lock(), 0
+            async with self._room:   # one start at a time decides what makes room for it
+                while len(self._kernels) + self._starting >= self.max_kernels:
+                    order = eviction_order(self._kernel_states())
+                    if not order:
+                        if not self._starting: break   # only pre-heated kernels: let the pool be
+                        await asyncio.sleep(0.2)   # the kernels being started become candidates when they are up
+                        continue
+                    self.log.warning('%d kernels running (at most %d): shutting down kernel %s to make room',
+                                     len(self._kernels), self.max_kernels, order[0])
+                    await self.shutdown_kernel(order[0], now=True)   # nothing to save: the page only reads
+                self._starting += 1
+            try: return await super().start_kernel(**kwargs)
+            finally: self._starting -= 1
+
+    return CappedKernelManager
+
 # %% ../nbs/32_dashboard.ipynb #e30c66d5
 def dashboard_notebook() -> Path:
     "`reports/dashboard.ipynb` of this checkout (next to the package), else of the working directory."
@@ -294,43 +461,133 @@ def voila_jupyter_path(notebook) -> Path:
     "The Jupyter data folder holding the dashboard's Voila template (`reports/jupyter/`, next to the notebook)."
     return Path(notebook).resolve().parent/'jupyter'
 
-def run_voila(argv: list[str]|None = None):
-    "Voila's own `main`, with `recheck_kernel_sockets` applied first (what `voila_command` runs)."
-    from voila.app import main
-    from cryptoforecast.kernel_client import recheck_kernel_sockets
-    recheck_kernel_sockets()
-    sys.argv = ['voila', *(sys.argv[1:] if argv is None else argv)]
-    main()
+def die_with_parent():
+    "SIGTERM to this process when its parent dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."
+    if not sys.platform.startswith('linux'): return
+    import ctypes
+    try: ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return
+    if os.getppid() == 1: os.kill(os.getpid(), signal.SIGTERM)   # the parent was already gone
 
-def voila_command(notebook, port: int, pool_size: int = 0) -> list[str]:
-    "The Voila command line serving `notebook` on 127.0.0.1:`port` with the offline-safe template."
-    cmd = [sys.executable, '-c', 'from cryptoforecast.dashboard import run_voila; run_voila()', str(notebook), '--no-browser', f"--port={port}", '--Voila.ip=127.0.0.1',
-           '--VoilaConfiguration.show_tracebacks=True', f"--template={VOILA_TEMPLATE}"]
+def run_voila(argv: list[str]|None = None):
+    "Voila's own `main` with `recheck_kernel_sockets` applied, the kernel manager `capped_kernel_manager`, and `die_with_parent`."
+    from traitlets.config import Config
+    from voila.app import Voila
+    from cryptoforecast.kernel_client import recheck_kernel_sockets
+    die_with_parent()
+    recheck_kernel_sockets()
+    config = Config()
+    config.VoilaConfiguration.multi_kernel_manager_class = capped_kernel_manager()
+    sys.argv = ['voila', *(sys.argv[1:] if argv is None else argv)]
+    Voila.launch_instance(config=config)
+
+def voila_command(notebook, port: int, pool_size: int = 0, max_kernels: int = 4, idle_timeout: int = 300) -> list[str]:
+    "The Voila command line serving `notebook` on 127.0.0.1:`port` (that port or none) with the offline-safe template."
+    cmd = [sys.executable, '-c', 'from cryptoforecast.dashboard import run_voila; run_voila()', str(notebook), '--no-browser',
+           f"--port={port}", '--Voila.port_retries=0', '--Voila.ip=127.0.0.1', '--VoilaConfiguration.show_tracebacks=True',
+           f"--template={VOILA_TEMPLATE}", f"--CappedKernelManager.max_kernels={max_kernels}",
+           f"--MappingKernelManager.cull_idle_timeout={idle_timeout}", '--MappingKernelManager.cull_connected=False',
+           f"--MappingKernelManager.cull_interval={max(1, min(60, idle_timeout // 3))}"]
     if pool_size > 0: cmd += ['--preheat_kernel=True', f"--pool_size={pool_size}"]
     return cmd
 
+# %% ../nbs/32_dashboard.ipynb #cc82d962
+def check_port(port: int, host: str = '127.0.0.1'):
+    "UserError unless `host:port` can be listened on now."
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as Tornado does: a port in TIME_WAIT is free
+        try: s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise UserError(f"port {port} on {host} is already in use (another dashboard?): stop that or choose another --port") from None
+            raise UserError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+def _listening(port: int, host: str = '127.0.0.1') -> bool:
+    with socket.socket() as s: return s.connect_ex((host, port)) == 0
+
+class Stop(Exception):
+    "A signal asked the dashboard to stop."
+
+def _raise_stop(signum, frame): raise Stop(signal.Signals(signum).name)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+def _descendants(pid: int) -> list:
+    "Every process below `pid` (psutil processes; kernels included, although they run in sessions of their own)."
+    import psutil
+    try: return psutil.Process(pid).children(recursive=True)
+    except psutil.Error: return []
+
+def stop_tree(proc: subprocess.Popen, started: list, grace: float = 5.0, wait: float = 3.0):
+    "SIGTERM to `proc` and to the processes it `started` at once; its process group SIGKILLed after `grace` s, the rest after `wait`."
+    import psutil
+    def each(procs, how):
+        for p in procs:
+            try: getattr(p, how)()
+            except psutil.NoSuchProcess: pass
+    if proc.poll() is None: proc.send_signal(signal.SIGTERM)   # Voila shuts its kernels down ...
+    each(started, 'terminate')   # ... which it does one by one, each kernel's exit taking a second or two: they go now
+    try: proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try: os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+        proc.wait()
+    _, alive = psutil.wait_procs(started, timeout=wait)
+    each(alive, 'kill')
+    psutil.wait_procs(alive, timeout=wait)
+
+def serve(cmd: list[str], env: dict, port: int, banner: str, start_timeout: float = 180) -> int:
+    "Run the server `cmd` until it exits or a stop signal arrives; whatever it started is stopped with it."
+    old = {s: signal.signal(s, _raise_stop) for s in STOP_SIGNALS}
+    proc, started = None, []
+    try:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+        t0 = time.monotonic()
+        while not _listening(port):
+            if proc.poll() is not None:
+                raise UserError(f"the dashboard server stopped (exit code {proc.returncode}) before it listened on 127.0.0.1:{port}; "
+                                "its messages are above")
+            if time.monotonic() - t0 > start_timeout:
+                raise UserError(f"the dashboard server did not listen on 127.0.0.1:{port} within {start_timeout:.0f} s")
+            time.sleep(0.2)
+        print(banner, flush=True)
+        while True:
+            started = _descendants(proc.pid) or started   # kept fresh: kernels come and go
+            try: return proc.wait(timeout=1)
+            except subprocess.TimeoutExpired: pass
+    except Stop as e:
+        for s in STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)   # a second Ctrl-C does not cut the clean-up short
+        print(f"stopping the dashboard ({e})", flush=True)
+        if proc is not None: stop_tree(proc, [*started, *_descendants(proc.pid)])
+        print('dashboard stopped', flush=True)
+        return 0
+    finally:
+        for s in STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)
+        if proc is not None: stop_tree(proc, [*started, *_descendants(proc.pid)])   # Voila exited or failed: its leftovers
+        for s, h in old.items(): signal.signal(s, h)
+
 def dashboard_cli(argv: list[str]) -> int:
-    "`cryptoforecast dashboard [--port P] [--artifacts-dir D] [--data-dir D]`: serve the dashboard until Ctrl-C."
-    p = argparse.ArgumentParser(prog='cryptoforecast dashboard', description='Serve the Voila forecast dashboard on 127.0.0.1.')
-    p.add_argument('--port', type=int, default=8866)
+    "`cryptoforecast dashboard [--port P] [--artifacts-dir D] [--data-dir D] [--preheat N] [--max-kernels N] [--idle-timeout S]`."
+    p = ArgParser(prog='cryptoforecast dashboard', description='Serve the Voila forecast dashboard on 127.0.0.1 until Ctrl-C.')
+    p.add_argument('--port', type=port, default=8866)
     p.add_argument('--artifacts-dir', default=None, help='where the training runs are (default: artifacts/)')
-    p.add_argument('--data-dir', default=None, help='raw price data, if a run\'s file has moved')
-    p.add_argument('--preheat', type=int, nargs='?', const=1, default=1, metavar='N',
+    p.add_argument('--data-dir', type=existing_dir, default=None, help="raw price data, read when a run's own price file has moved")
+    p.add_argument('--preheat', type=non_negative_int, nargs='?', const=1, default=1, metavar='N',
                    help='keep N spare kernels that have already run the page, for the next visitors (default 1; 0: off)')
+    p.add_argument('--max-kernels', type=positive_int, default=4, metavar='N',
+                   help='the most page kernels (about 300 MB each) running at once, pre-heated ones included (default 4)')
+    p.add_argument('--idle-timeout', type=positive_int, default=300, metavar='S',
+                   help='shut down a kernel no browser is connected to after S seconds idle (default 300)')
     a = p.parse_args(argv)
+    if a.max_kernels <= a.preheat:
+        p.error(f"argument --max-kernels: must be more than --preheat ({a.preheat}), got {a.max_kernels}")
     art = find_artifacts_dir(a.artifacts_dir).resolve()
     if not coins_with_runs(art): raise UserError(f"no finished training run in {art}: run `cryptoforecast train --crypto BTC` first")
+    check_port(a.port)
     nb = dashboard_notebook()
     env = {**os.environ, ARTIFACTS_ENV: str(art),  # Voila finds the template on the Jupyter path
            'JUPYTER_PATH': os.pathsep.join(filter(None, [str(voila_jupyter_path(nb)), os.environ.get('JUPYTER_PATH')]))}
-    if a.data_dir: env['CRYPTOFORECAST_DATA_DIR'] = str(Path(a.data_dir).resolve())
-    proc = subprocess.Popen(voila_command(nb, a.port, a.preheat), env=env)
-    print(f"dashboard: http://127.0.0.1:{a.port}/  (runs from {art}; Ctrl-C to stop)", flush=True)
-    try: return proc.wait()
-    except KeyboardInterrupt:
-        print('stopping the dashboard', flush=True)
-        proc.terminate()   # Voila shuts its kernels (the pre-heated ones too) down
-        try: proc.wait(timeout=30)
-        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
-        print('dashboard stopped', flush=True)
-        return 0
+    env.pop(DASHBOARD_DATA_ENV, None)
+    if a.data_dir: env[DASHBOARD_DATA_ENV] = str(a.data_dir.resolve())
+    cmd = voila_command(nb, a.port, a.preheat, a.max_kernels, a.idle_timeout)
+    return serve(cmd, env, a.port, f"dashboard: http://127.0.0.1:{a.port}/  (runs from {art}; Ctrl-C to stop)")

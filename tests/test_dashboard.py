@@ -153,7 +153,7 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)   # Ctrl-C: the CLI stops Voila itself
-            try: proc.wait(timeout=60)   # the CLI gives Voila up to 30 s to stop its kernels
+            try: proc.wait(timeout=60)   # the CLI stops Voila and its kernels within about 10 s
             except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
         log.close()
     out = (tmp_path/'dashboard.log').read_text()
