@@ -175,6 +175,9 @@ def write_parquet(df: pd.DataFrame, path) -> Path:
     os.close(fd)
     try:
         df.to_parquet(tmp)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private; give it the permissions of any new file
         os.replace(tmp, path)
     finally: Path(tmp).unlink(missing_ok=True)
     return path

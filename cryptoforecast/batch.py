@@ -28,6 +28,12 @@ __all__ = ['TEMPLATE', 'PATH_PARAMS', 'BATCH_PARAMS', 'VALUE_CHECKS', 'HORIZONS'
            'batch_cli']
 
 # %% ../nbs/30_batch.ipynb #426e2391
+def _umask() -> int:
+    "The process's umask (read by setting it and putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 def write_text_atomic(path, text: str) -> Path:
     "Write `text` to `path` atomically (a uniquely named temporary file in the same folder, then `os.replace`)."
     path = Path(path)
@@ -35,6 +41,7 @@ def write_text_atomic(path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a site is read by a web server
         os.replace(tmp, path)
     finally: Path(tmp).unlink(missing_ok=True)
     return path
