@@ -12,12 +12,13 @@ from typing import NamedTuple
 import pandas as pd
 
 from .args import ArgParser, existing_dir, positive_int
-from .batch import (HORIZONS, PLOTLY_JS, RunFiles, environ, error_line, export_html, fmt_metric,
-                                  plotly_script, read_json, write_plotlyjs, write_text_atomic)
+from .batch import HORIZONS, PLOTLY_JS, RunFiles, environ, error_line, export_html, fmt_metric
+from .batch import plotly_script, read_json, write_plotlyjs, write_text_atomic
 
 # %% auto #0
-__all__ = ['SKIP_TAG', 'report_rows', 'notebook_title', 'doc_notebooks', 'test_flags', 'skipped_cells', 'execute_notebook',
-           'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'Site', 'build_site', 'site_parser', 'site_cli']
+__all__ = ['SKIP_TAG', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
+           'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'Site', 'build_site',
+           'site_parser', 'site_cli']
 
 # %% ../nbs/31_site.ipynb #8d99816b
 def report_rows(runs_dir) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def doc_notebooks(nbs_dir) -> list[Path]:
 # %% ../nbs/31_site.ipynb #25e1b677
 SKIP_TAG = 'skip-execution'   # nbclient leaves cells with this tag unrun
 
-def test_flags(nb_path) -> list[str]:
+def project_test_flags(nb_path) -> list[str]:
     "The test flags (`tst_flags`) of the nbdev project `nb_path` belongs to; none outside one."
     from nbdev.config import get_config
     cfg = get_config(path=Path(nb_path).resolve().parent)
@@ -57,7 +58,7 @@ def skipped_cells(nb_path, flags=None) -> list[int]:
     "Indices of the code cells `nbdev-test` leaves out: `eval: false` (the cell's or the notebook's) and the test `flags`."
     from fastcore.nbio import does_cell_eval, fm_default_eval, nb_frontmatter, read_nb
     nb = read_nb(nb_path)
-    flags = set(test_flags(nb_path) if flags is None else flags)
+    flags = set(project_test_flags(nb_path) if flags is None else flags)
     default = fm_default_eval(nb_frontmatter(nb))
     return [i for i, c in enumerate(nb.cells)
             if c.cell_type == 'code' and (not does_cell_eval(c, default) or flags & c.directives.keys())]
