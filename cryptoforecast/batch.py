@@ -96,7 +96,8 @@ def parse_value(text: str):
 def template_parameters(template) -> dict[str, dict]:
     "The template's papermill parameters: name -> papermill's description (`inferred_type_name`, `default`, `help`)."
     import papermill as pm
-    return pm.inspect_notebook(str(template))
+    try: return pm.inspect_notebook(str(template))
+    except Exception as e: raise UserError(f"{template}: cannot read the template's parameters ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
 
 BATCH_PARAMS = ('coin', *PATH_PARAMS)   # set by the batch for every coin
 VALUE_CHECKS = {'epochs': positive_int, 'seed': seed_arg, 'horizons': horizon_list}
@@ -129,7 +130,8 @@ def check_parameters(params: dict, template) -> dict:
         if name not in declared:
             near = difflib.get_close_matches(name, choices, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ''
-            raise UserError(f"-p {name}: not a parameter of {Path(template).name}{hint}; choose from {', '.join(choices)}")
+            known = f"choose from {', '.join(choices)}" if choices else 'it declares none (no cell tagged `parameters`)'
+            raise UserError(f"-p {name}: not a parameter of {Path(template).name}{hint}; {known}")
         out[name] = check_parameter(name, value, declared[name]['inferred_type_name'])
     return out
 
