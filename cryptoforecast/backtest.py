@@ -4,13 +4,15 @@
 
 # %% ../nbs/08_backtest.ipynb #89f498d6
 from __future__ import annotations
-import argparse, time, sys
+import time, sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .args import ArgParser, existing_dir, names, positive_int
+from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
 from .cli import UserError
 from .data import load_universe
@@ -21,7 +23,8 @@ from .forecaster import BASELINES
 
 # %% auto #0
 __all__ = ['KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'model_factory', 'coin_folds', 'ensemble_members',
-           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_cli']
+           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'write_parquet',
+           'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 def model_factory(name: str, seed: int, **kw):
@@ -144,37 +147,54 @@ def format_table(df: pd.DataFrame, cols=None) -> str:
     return df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}")
 
 # %% ../nbs/08_backtest.ipynb #78a4db25
-def backtest_cli(argv: list[str]) -> int:
-    "`cryptoforecast backtest ...`"
-    p = argparse.ArgumentParser(prog='cryptoforecast backtest', description='Walk-forward evaluation against the random walk.')
+def backtest_parser() -> ArgParser:
+    "The arguments of `cryptoforecast backtest`, each checked before any data is read."
+    p = ArgParser(prog='cryptoforecast backtest', description='Walk-forward evaluation against the random walk.')
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument('--coins', help='comma-separated tickers, e.g. BTC,ETH')
+    g.add_argument('--coins', type=coin_list, help='comma-separated tickers, e.g. BTC,ETH')
     g.add_argument('--all', action='store_true', help='every coin in the data directory')
-    p.add_argument('--models', default='naive,drift,lightgbm', help=f"comma-separated, from {','.join(KNOWN_MODELS)}")
-    p.add_argument('--horizons', default=None, help='comma-separated days (default: the config, 1,7,30)')
-    p.add_argument('--folds', type=int, default=5)
-    p.add_argument('--test-size', type=int, default=146, help='test origins per fold (days)')
-    p.add_argument('--epochs', type=int, default=None, help='epochs for the deep models')
-    p.add_argument('--data-dir')
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--jobs', type=int, default=1, help='processes for the per-coin models')
+    p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=['naive', 'drift', 'lightgbm'],
+                   help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default: naive,drift,lightgbm)")
+    p.add_argument('--horizons', type=horizon_list, default=None, help='comma-separated days (default: the config, 1,7,30)')
+    p.add_argument('--folds', type=positive_int, default=5)
+    p.add_argument('--test-size', type=positive_int, default=146, help='test origins per fold (days)')
+    p.add_argument('--epochs', type=positive_int, default=None, help='epochs for the deep models')
+    p.add_argument('--data-dir', type=existing_dir)
+    p.add_argument('--seed', type=seed_arg, default=42)
+    p.add_argument('--jobs', type=positive_int, default=1, help='processes for the per-coin models')
     p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
     p.add_argument('--per-coin', action='store_true', help='also print the metrics of every coin')
-    a = p.parse_args(argv)
-    models = [m.strip() for m in a.models.split(',') if m.strip()]
-    bad = [m for m in models if m not in KNOWN_MODELS]
-    if bad: raise UserError(f"unknown model(s) {', '.join(bad)}; choose from {', '.join(KNOWN_MODELS)}")
-    horizons = tuple(int(h) for h in a.horizons.split(',')) if a.horizons else None
+    return p
+
+def write_parquet(df: pd.DataFrame, path) -> Path:
+    "Write `df` to `path` atomically: a uniquely named temporary file in the same folder, then a rename."
+    import os, tempfile
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    os.close(fd)
+    try:
+        df.to_parquet(tmp)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private; give it the permissions of any new file
+        os.replace(tmp, path)
+    finally: Path(tmp).unlink(missing_ok=True)
+    return path
+
+def backtest_cli(argv: list[str]) -> int:
+    "`cryptoforecast backtest ...`"
+    a = backtest_parser().parse_args(argv)
+    models = a.models
     kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
     if a.epochs and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
-    preds, skipped = run_backtest(None if a.all else a.coins.split(','), models, horizons, a.folds, a.test_size,
+    preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,
                                   a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs)
     for c, why in skipped.items(): print(f"skipped {c}: {why}", file=sys.stderr)
     if preds.empty: raise UserError("no coin had enough history for the requested folds")
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        preds.to_parquet(a.out)
+        write_parquet(preds, a.out)
         print(f"wrote {len(preds)} predictions to {a.out}")
     print(f"\n{preds['coin'].nunique()} coins, {a.folds} folds, models {','.join(models)} ({time.time()-t0:.0f}s)")
     print("median over coins (rel_mae < 1 beats the random walk):")

@@ -4,22 +4,47 @@
 
 # %% ../nbs/30_batch.ipynb #2e7ccb81
 from __future__ import annotations
-import argparse, contextlib, hashlib, importlib.util, json, os, re, time
+import contextlib, difflib, hashlib, html, importlib.util, json, os, re, tempfile, time
+from argparse import ArgumentTypeError
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 import cryptoforecast
+from .args import ArgParser, positive_int
+from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .cli import UserError
 from .config import resolve_data_dir
 from .data import file_sha256, scan, symbol_from_name
 
 # %% auto #0
-__all__ = ['TEMPLATE', 'PATH_PARAMS', 'HORIZONS', 'SUMMARY_COLUMNS', 'ENGINES', 'find_template', 'CoinSource', 'coin_sources',
-           'report_fingerprint', 'parse_value', 'RunFiles', 'read_json', 'up_to_date', 'fmt_metric', 'headline',
-           'stamp_front_matter', 'export_html', 'ReportTask', 'error_line', 'environ', 'summary_row', 'execute_task',
-           'run_local', 'run_dask', 'run_batch', 'format_table', 'batch_cli']
+__all__ = ['TEMPLATE', 'PATH_PARAMS', 'BATCH_PARAMS', 'VALUE_CHECKS', 'HORIZONS', 'PLOTLY_JS', 'WIDGET_VIEW', 'SUMMARY_COLUMNS',
+           'ENGINES', 'write_text_atomic', 'find_template', 'CoinSource', 'coin_sources', 'report_fingerprint',
+           'parse_value', 'template_parameters', 'check_parameter', 'check_parameters', 'RunFiles', 'read_json',
+           'up_to_date', 'fmt_metric', 'headline', 'front_matter', 'stamp_front_matter', 'plotly_script',
+           'share_plotlyjs', 'write_plotlyjs', 'drop_widgets', 'html_exporter', 'export_html', 'ReportTask',
+           'error_line', 'environ', 'summary_row', 'execute_task', 'run_local', 'run_dask', 'run_batch', 'format_table',
+           'batch_cli']
+
+# %% ../nbs/30_batch.ipynb #426e2391
+def _umask() -> int:
+    "The process's umask (read by setting it and putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+def write_text_atomic(path, text: str) -> Path:
+    "Write `text` to `path` atomically (a uniquely named temporary file in the same folder, then `os.replace`)."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a site is read by a web server
+        os.replace(tmp, path)
+    finally: Path(tmp).unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/30_batch.ipynb #82e75ba0
 TEMPLATE = 'reports/train_coin.ipynb'
@@ -67,6 +92,49 @@ def parse_value(text: str):
     try: return json.loads(text)
     except ValueError: return text
 
+# %% ../nbs/30_batch.ipynb #e468ae64
+def template_parameters(template) -> dict[str, dict]:
+    "The template's papermill parameters: name -> papermill's description (`inferred_type_name`, `default`, `help`)."
+    import papermill as pm
+    try: return pm.inspect_notebook(str(template))
+    except Exception as e: raise UserError(f"{template}: cannot read the template's parameters ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+
+BATCH_PARAMS = ('coin', *PATH_PARAMS)   # set by the batch for every coin
+VALUE_CHECKS = {'epochs': positive_int, 'seed': seed_arg, 'horizons': horizon_list}
+_TYPES = {'int': (int,), 'float': (int, float), 'bool': (bool,), 'str': (str,), 'list': (list,), 'dict': (dict,)}
+_TYPE_NAMES = {'int': 'a whole number', 'float': 'a number', 'bool': 'true or false', 'str': 'a string',
+               'list': 'a JSON list, e.g. [1, 7]', 'dict': 'a JSON object'}
+
+def _as_text(value) -> str:
+    "A parameter value as the command line would spell it, for the argument types."
+    return ','.join(map(str, value)) if isinstance(value, (list, tuple)) else json.dumps(value) if isinstance(value, bool) else str(value)
+
+def check_parameter(name: str, value, declared: str = 'None'):
+    "`value` for the template parameter `name` declared with type `declared`, checked; returns it normalised."
+    if name in VALUE_CHECKS:
+        try: value = VALUE_CHECKS[name](_as_text(value))
+        except ArgumentTypeError as e: raise UserError(f"-p {name} {_as_text(value)}: {e}") from None
+        return list(value) if isinstance(value, tuple) else value
+    want = _TYPES.get(declared)
+    if want and not (isinstance(value, want) and not (isinstance(value, bool) and bool not in want)):
+        raise UserError(f"-p {name} {_as_text(value)}: expected {_TYPE_NAMES.get(declared, 'a ' + declared)}")
+    return value
+
+def check_parameters(params: dict, template) -> dict:
+    "`params` checked against the template's parameters: an unknown name is refused with the choices; values checked."
+    declared = template_parameters(template)
+    choices = [k for k in declared if k not in BATCH_PARAMS]
+    out = {}
+    for name, value in params.items():
+        if name in BATCH_PARAMS: raise UserError(f"-p {name} is set by the batch itself; use --crypto/--data-dir")
+        if name not in declared:
+            near = difflib.get_close_matches(name, choices, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ''
+            known = f"choose from {', '.join(choices)}" if choices else 'it declares none (no cell tagged `parameters`)'
+            raise UserError(f"-p {name}: not a parameter of {Path(template).name}{hint}; {known}")
+        out[name] = check_parameter(name, value, declared[name]['inferred_type_name'])
+    return out
+
 # %% ../nbs/30_batch.ipynb #a6b1eb68
 @dataclass(frozen=True)
 class RunFiles:
@@ -105,26 +173,89 @@ def headline(summary: dict) -> str:
     return f"{summary.get('status', 'unknown')}; relative MAE vs random walk: {maes}"
 
 # %% ../nbs/30_batch.ipynb #a16216fa
+def front_matter(nb) -> dict:
+    "The YAML front matter in a notebook's top raw cell (`{}` when it has none)."
+    import yaml
+    top = nb.cells[0] if nb.cells else None
+    if top is None or top.cell_type != 'raw' or not top.source.lstrip().startswith('---'): return {}
+    try: fm = yaml.safe_load(top.source.strip().strip('-'))
+    except yaml.YAMLError: return {}
+    return fm if isinstance(fm, dict) else {}
+
 def stamp_front_matter(nb_path, summary: dict):
     "Set the title, description (the headline) and date of an executed report in its front-matter raw cell."
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
-    fm = dict(title=f"{summary.get('coin', Path(nb_path).stem)} forecast report", description=headline(summary),
-              date=time.strftime('%Y-%m-%d'))
-    text = '---\n' + '\n'.join(f"{k}: {json.dumps(v)}" for k, v in fm.items()) + '\n---'
+    fm = {**front_matter(nb), 'title': f"{summary.get('coin', Path(nb_path).stem)} forecast report",
+          'description': headline(summary), 'date': time.strftime('%Y-%m-%d')}
+    text = '---\n' + '\n'.join(f"{k}: {json.dumps(v)}" for k, v in fm.items()) + '\n---'   # JSON values are YAML
     top = nb.cells[0] if nb.cells else None
     if top is not None and top.cell_type == 'raw' and top.source.lstrip().startswith('---'): top.source = text
     else: nb.cells.insert(0, nbformat.v4.new_raw_cell(text))
     nb.metadata['title'] = fm['title']  # nbconvert's HTML <title>
-    nbformat.write(nb, nb_path)
+    write_text_atomic(nb_path, nbformat.writes(nb))
 
-def export_html(nb_path, html_path=None) -> Path:
-    "Convert a notebook to standalone HTML without executing it (the Quarto front matter left out); returns the HTML path."
+# %% ../nbs/30_batch.ipynb #c5e308ee
+PLOTLY_JS = 'plotly.min.js'
+
+def plotly_script(src: str) -> str:
+    "The tag that loads the shared plotly.js from `src`, a URL relative to the page."
+    return f'<script src="{html.escape(src)}"></script>'
+
+def share_plotlyjs(nb, src: str) -> int:
+    "Replace each copy of plotly.js inlined in `nb`'s HTML outputs by `plotly_script(src)`; returns how many it replaced."
+    from plotly.offline import get_plotlyjs
+    inline, n = f"<script>{get_plotlyjs()}</script>", 0
+    for cell in nb.cells:
+        for out in cell.get('outputs', []):
+            text = out.get('data', {}).get('text/html')
+            text = ''.join(text) if isinstance(text, list) else text
+            if text and inline in text:
+                out['data']['text/html'] = text.replace(inline, plotly_script(src))
+                n += 1
+    return n
+
+def write_plotlyjs(folder) -> Path:
+    "Write the installed plotly.js as `folder/plotly.min.js` (once: an identical file is left alone)."
+    from plotly.offline import get_plotlyjs
+    path, js = Path(folder)/PLOTLY_JS, get_plotlyjs()
+    if not (path.exists() and path.stat().st_size == len(js.encode()) and path.read_text(encoding='utf-8') == js):
+        write_text_atomic(path, js)
+    return path
+
+# %% ../nbs/30_batch.ipynb #60e60989
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+
+def drop_widgets(nb):
+    "Leave out widget outputs (progress bars): without the live kernel they show nothing."
+    nb.metadata.pop('widgets', None)
+    for cell in nb.cells:
+        if cell.cell_type == 'code': cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get('data', {})]
+    return nb
+
+def html_exporter(hide_code: bool = False):
+    "nbconvert's `lab` HTML exporter: raw cells out, the `remove-*` cell tags honoured, code left out with `hide_code`."
     from nbconvert import HTMLExporter
-    html_path = Path(html_path or Path(nb_path).with_suffix('.html'))
-    body, _ = HTMLExporter(template_name='lab', exclude_raw=True).from_filename(str(nb_path))
-    html_path.write_text(body, encoding='utf-8')
-    return html_path
+    from traitlets.config import Config
+    c = Config()
+    c.TagRemovePreprocessor.enabled = True
+    c.TagRemovePreprocessor.remove_cell_tags = {'remove-cell', 'remove_cell'}
+    c.TagRemovePreprocessor.remove_input_tags = {'remove-input', 'remove_input', 'hide-input', 'hide_input'}
+    c.TagRemovePreprocessor.remove_all_outputs_tags = {'remove-output', 'remove_output'}
+    return HTMLExporter(config=c, template_name='lab', exclude_raw=True, exclude_input=hide_code,
+                        exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
+
+def export_html(nb, html_path=None, plotly_src: str|None = None, hide_code: bool = False) -> Path:
+    "Convert a notebook (a path or a notebook node) to HTML without executing it; returns the HTML path."
+    import copy, nbformat
+    if isinstance(nb, (str, Path)):
+        html_path = Path(html_path or Path(nb).with_suffix('.html'))
+        nb = nbformat.read(nb, as_version=4)
+    else: nb = copy.deepcopy(nb)
+    if plotly_src: share_plotlyjs(nb, plotly_src)
+    if hide_code: drop_widgets(nb)
+    body, _ = html_exporter(hide_code).from_notebook_node(nb)
+    return write_text_atomic(html_path, body)
 
 # %% ../nbs/30_batch.ipynb #82a8fe64
 @dataclass(frozen=True)
@@ -180,12 +311,12 @@ def execute_task(task: ReportTask) -> dict:
     if error or summary.get('status') != 'ok':
         summary = {'coin': task.coin, **{f"rel_mae_{h}": None for h in HORIZONS}, **summary, 'status': 'failed',
                    'error': error or 'the template wrote no summary', 'data_hash': task.data_hash}
-        files.summary.write_text(json.dumps(summary, indent=1))
+        write_text_atomic(files.summary, json.dumps(summary, indent=1))
     with contextlib.suppress(Exception):  # a notebook papermill could not even write has nothing to show
         stamp_front_matter(files.notebook, summary)
-        export_html(files.notebook, files.html)
+        export_html(files.notebook, files.html, plotly_src=PLOTLY_JS, hide_code=True)
     seconds = time.time() - start
-    files.meta.write_text(json.dumps(dict(coin=task.coin, status=summary['status'], fingerprint=task.fingerprint,
+    write_text_atomic(files.meta, json.dumps(dict(coin=task.coin, status=summary['status'], fingerprint=task.fingerprint,
         params=task.params, data_hash=task.data_hash, template=task.template, seconds=round(seconds, 2),
         finished=time.strftime('%Y-%m-%dT%H:%M:%S')), indent=1, default=str))
     return summary_row(summary, summary['status'], seconds)
@@ -235,42 +366,44 @@ def run_batch(coins=None, params: dict|None = None, jobs: int = 1, force: bool =
               out_dir='reports/runs', data_dir=None, template=None, scheduler=None, progress=True) -> pd.DataFrame:
     "Make the report of every coin in `coins` (None: all) into `out_dir`; returns the batch table."
     if engine not in ENGINES: raise UserError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    template = find_template(template)
+    params = check_parameters(params or {}, template)
     data_dir = resolve_data_dir(data_dir).resolve()
     if not data_dir.exists(): raise UserError(f"{data_dir}: data directory does not exist (set --data-dir or $CRYPTOFORECAST_DATA_DIR)")
     sources = coin_sources(data_dir)
     coins = [c.upper() for c in coins] if coins else sorted(c for c, s in sources.items() if not s.problem)
     unknown = [c for c in coins if c not in sources]
     if unknown: raise UserError(f"no data for {', '.join(unknown)} in {data_dir}")
-    template = find_template(template)
     template_sha = file_sha256(template)
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_plotlyjs(out_dir)   # the one copy the reports' HTML loads
     rows, tasks = {}, []
     for c in dict.fromkeys(coins):
-        p = {**(params or {}), 'coin': c, 'data_dir': str(data_dir)}
+        p = {**params, 'coin': c, 'data_dir': str(data_dir)}
         fp = report_fingerprint(p, sources[c], template_sha)
         files = RunFiles.of(out_dir, c)
         if not force and up_to_date(files, fp): rows[c] = _skipped_row(files)
         else: tasks.append(ReportTask(c, p, str(template), str(out_dir), fp, sources[c].sha256, os.getcwd()))
-    if tasks and (params or {}).get('train', True) is not False and importlib.util.find_spec('cryptoforecast.train'):
+    if tasks and params.get('train', True) is not False and importlib.util.find_spec('cryptoforecast.train'):
         # create the MLflow store once here: parallel reports migrating a new sqlite file at once collide
         from cryptoforecast.tracking import setup_mlflow
-        setup_mlflow(artifacts_dir=(params or {}).get('artifacts_dir'))
+        setup_mlflow(artifacts_dir=params.get('artifacts_dir'))
     for row in ENGINES[engine](tasks, jobs=jobs, progress=progress, scheduler=scheduler): rows[row['coin']] = row
     table = pd.DataFrame([rows[c] for c in dict.fromkeys(coins)], columns=SUMMARY_COLUMNS)
-    table.to_csv(out_dir/'batch_summary.csv', index=False)
+    write_text_atomic(out_dir/'batch_summary.csv', table.to_csv(index=False))
     return table
 
 # %% ../nbs/30_batch.ipynb #b1afb180
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='cryptoforecast batch', description='Run the per-coin papermill report for many coins.')
+def _parser() -> ArgParser:
+    ap = ArgParser(prog='cryptoforecast batch', description='Run the per-coin papermill report for many coins.')
     which = ap.add_mutually_exclusive_group(required=True)
-    which.add_argument('--crypto', help='comma-separated coins, e.g. BTC,ETH')
+    which.add_argument('--crypto', type=coin_list, help='comma-separated coins, e.g. BTC,ETH')
     which.add_argument('--all', action='store_true', help='every coin with a readable data file')
-    ap.add_argument('--jobs', '-j', type=int, default=1, help='coins run at once (worker processes)')
+    ap.add_argument('--jobs', '-j', type=positive_int, default=1, help='coins run at once (worker processes)')
     ap.add_argument('-p', '--parameter', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
-                    help='template parameter (repeatable); VALUE is read as JSON where it is JSON')
-    ap.add_argument('--epochs', type=int, help='training epochs (the same as -p epochs N)')
+                    help="template parameter (repeatable; the template's parameters cell lists them); VALUE is read as JSON where it is JSON")
+    ap.add_argument('--epochs', type=positive_int, help='training epochs (the same as -p epochs N)')
     ap.add_argument('--force', action='store_true', help='rerun reports that are up to date')
     ap.add_argument('--engine', choices=sorted(ENGINES), default='local')
     ap.add_argument('--scheduler', help='Dask scheduler address for --engine dask (default: a local cluster)')
@@ -292,14 +425,10 @@ def format_table(table: pd.DataFrame) -> str:
 def batch_cli(argv: list[str]) -> int:
     "`cryptoforecast batch`: run the reports, print the batch table; exit 1 if any coin failed."
     a = _parser().parse_args(argv)
-    if a.jobs < 1: raise UserError(f"--jobs must be at least 1, got {a.jobs}")
     params = {k: parse_value(v) for k, v in a.parameter}
     if a.epochs is not None: params['epochs'] = a.epochs
-    bad = [k for k in params if k in ('coin', *PATH_PARAMS)]
-    if bad: raise UserError(f"-p {bad[0]} is set by the batch itself; use --crypto/--data-dir")
-    coins = None if a.all else [c.strip() for c in a.crypto.split(',') if c.strip()]
-    if coins == []: raise UserError("--crypto needs at least one coin, e.g. --crypto BTC,ETH")
-    table = run_batch(coins, params, jobs=a.jobs, force=a.force, engine=a.engine, out_dir=a.out,
+    params = check_parameters(params, find_template(a.template))   # before any data is read
+    table = run_batch(None if a.all else a.crypto, params, jobs=a.jobs, force=a.force, engine=a.engine, out_dir=a.out,
                       data_dir=a.data_dir, template=a.template, scheduler=a.scheduler)
     print(format_table(table))
     print(f"reports in {Path(a.out).resolve()}")

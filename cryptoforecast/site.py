@@ -4,15 +4,21 @@
 
 # %% ../nbs/31_site.ipynb #5dbd21b4
 from __future__ import annotations
-import argparse, html, json, shutil
+import html, json, shutil, sys, time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
-from .batch import HORIZONS, RunFiles, export_html, fmt_metric, read_json
+from .args import ArgParser, existing_dir, positive_int
+from .batch import HORIZONS, PLOTLY_JS, RunFiles, environ, error_line, export_html, fmt_metric
+from .batch import plotly_script, read_json, write_plotlyjs, write_text_atomic
 
 # %% auto #0
-__all__ = ['report_rows', 'notebook_title', 'doc_notebooks', 'index_page', 'build_site', 'site_cli']
+__all__ = ['SKIP_TAG', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
+           'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'Site', 'build_site',
+           'site_parser', 'site_cli']
 
 # %% ../nbs/31_site.ipynb #8d99816b
 def report_rows(runs_dir) -> pd.DataFrame:
@@ -39,6 +45,63 @@ def doc_notebooks(nbs_dir) -> list[Path]:
     nbs = [p for p in Path(nbs_dir).glob('*.ipynb') if not p.name.startswith('_')]
     return sorted(nbs, key=lambda p: (p.stem != 'index', p.name))
 
+# %% ../nbs/31_site.ipynb #25e1b677
+SKIP_TAG = 'skip-execution'   # nbclient leaves cells with this tag unrun
+
+def project_test_flags(nb_path) -> list[str]:
+    "The test flags (`tst_flags`) of the nbdev project `nb_path` belongs to; none outside one."
+    from nbdev.config import get_config
+    cfg = get_config(path=Path(nb_path).resolve().parent)
+    return str(cfg.get('tst_flags', '') or '').split() if cfg is not None else []
+
+def skipped_cells(nb_path, flags=None) -> list[int]:
+    "Indices of the code cells `nbdev-test` leaves out: `eval: false` (the cell's or the notebook's) and the test `flags`."
+    from fastcore.nbio import does_cell_eval, fm_default_eval, nb_frontmatter, read_nb
+    nb = read_nb(nb_path)
+    flags = set(project_test_flags(nb_path) if flags is None else flags)
+    default = fm_default_eval(nb_frontmatter(nb))
+    return [i for i, c in enumerate(nb.cells)
+            if c.cell_type == 'code' and (not does_cell_eval(c, default) or flags & c.directives.keys())]
+
+def execute_notebook(nb_path, cell_timeout: int = 600, flags=None) -> tuple:
+    "The notebook at `nb_path` run in a fresh kernel from its folder, less `skipped_cells`; and the first error's line ('' if none)."
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(nb_path, as_version=4)
+    for i in skipped_cells(nb_path, flags): nb.cells[i].metadata['tags'] = [*nb.cells[i].metadata.get('tags', []), SKIP_TAG]
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name='python3', skip_cells_with_tag=SKIP_TAG,
+                            resources={'metadata': {'path': str(Path(nb_path).resolve().parent)}})
+    error = ''
+    with environ(PLOTLY_RENDERER='notebook'):
+        try: client.execute()
+        except Exception as e: error = error_line(e)   # the outputs up to the failing cell stay
+    return nb, error
+
+# %% ../nbs/31_site.ipynb #329c6520
+class DocPage(NamedTuple):
+    "A documentation page of the site: the notebook's name, title and summary, and how its execution went."
+    name: str
+    title: str
+    summary: str
+    error: str = ''        # the first error's line when the notebook did not run to the end
+    seconds: float = 0.0   # time to execute and convert it
+
+def build_doc_page(nb_path, html_path, execute: bool = True, cell_timeout: int = 600) -> DocPage:
+    "Execute (unless not `execute`) and convert one documentation notebook to `html_path`."
+    start = time.time()
+    nb, error = execute_notebook(nb_path, cell_timeout) if execute else (nb_path, '')
+    export_html(nb, html_path, plotly_src=f"../{PLOTLY_JS}")
+    return DocPage(Path(nb_path).stem, *notebook_title(nb_path), error, round(time.time() - start, 1))
+
+def build_docs(nbs: list[Path], out_dir, execute: bool = True, jobs: int = 1, cell_timeout: int = 600) -> list[DocPage]:
+    "The pages of `nbs` in `out_dir`, built in `jobs` worker processes (`spawn`ed: each runs its own kernels); in order."
+    args = [(nb, Path(out_dir)/f"{nb.stem}.html", execute, cell_timeout) for nb in nbs]
+    if jobs <= 1 or len(args) <= 1: return [build_doc_page(*a) for a in args]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=min(jobs, len(args)), mp_context=multiprocessing.get_context('spawn')) as pool:
+        return list(pool.map(build_doc_page, *zip(*args)))
+
 # %% ../nbs/31_site.ipynb #695ca4c7
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse}th,td{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}
@@ -61,12 +124,15 @@ def _report_table(rows: pd.DataFrame) -> str:
                     f'<td>{_text(r.last)}</td></tr>')
     return f'<table id="reports"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
-def _docs_list(docs: list[tuple[str, str, str]]) -> str:
-    items = ''.join(f'<li><a href="docs/{html.escape(name)}.html">{html.escape(title)}</a>'
-                    + (f' &mdash; {html.escape(summary)}' if summary else '') + '</li>' for name, title, summary in docs)
-    return f'<ul id="docs">{items}</ul>'
+def _docs_list(docs: list[DocPage]) -> str:
+    items = []
+    for d in docs:
+        about = f' &mdash; {html.escape(d.summary)}' if d.summary else ''
+        failed = f' <span class="failed" title="{_text(d.error)}">(stopped at an error)</span>' if d.error else ''
+        items.append(f'<li><a href="docs/{html.escape(d.name)}.html">{html.escape(d.title)}</a>{about}{failed}</li>')
+    return f'<ul id="docs">{"".join(items)}</ul>'
 
-def index_page(rows: pd.DataFrame, docs: list[tuple[str, str, str]], title='cryptoforecast') -> str:
+def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast') -> str:
     "The index page: the reports with their headline metrics, then the documentation notebooks."
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
@@ -85,33 +151,55 @@ def _fresh_html(nb: Path) -> Path|None:
     h = nb.with_suffix('.html')
     return h if h.exists() and h.stat().st_mtime >= nb.stat().st_mtime else None
 
-def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs') -> Path:
-    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir`; returns the index page's path."
+@dataclass
+class Site:
+    "What `build_site` made: the index page, the reports listed on it and the documentation pages."
+    index: Path
+    reports: pd.DataFrame
+    docs: list[DocPage] = field(default_factory=list)
+
+    @property
+    def failed_docs(self) -> list[DocPage]: return [d for d in self.docs if d.error]
+
+def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: bool = True, jobs: int = 1,
+               cell_timeout: int = 600) -> Site:
+    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir` (executed unless not `execute`)."
     out = Path(out_dir)
     for sub in ('reports', 'docs'):
         shutil.rmtree(out/sub, ignore_errors=True)
         (out/sub).mkdir(parents=True)
+    write_plotlyjs(out)
+    shared = f"../{PLOTLY_JS}"
     rows = report_rows(runs_dir)
     for r in rows.itertuples():
-        if (h := _fresh_html(r.notebook)): shutil.copy2(h, out/'reports'/f"{r.coin}.html")
-        else: export_html(r.notebook, out/'reports'/f"{r.coin}.html")
-    docs = []
-    for nb in doc_notebooks(nbs_dir):
-        export_html(nb, out/'docs'/f"{nb.stem}.html")
-        docs.append((nb.stem, *notebook_title(nb)))
-    index = out/'index.html'
-    index.write_text(index_page(rows, docs), encoding='utf-8')
-    return index
+        page = out/'reports'/f"{r.coin}.html"
+        if (h := _fresh_html(r.notebook)):
+            write_text_atomic(page, h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared)))
+        else: export_html(r.notebook, page, plotly_src=shared, hide_code=True)
+    docs = build_docs(doc_notebooks(nbs_dir), out/'docs', execute, jobs, cell_timeout)
+    index = write_text_atomic(out/'index.html', index_page(rows, docs))
+    return Site(index, rows, docs)
 
 # %% ../nbs/31_site.ipynb #74a97fbe
-def site_cli(argv: list[str]) -> int:
-    "`cryptoforecast site`: build the static site and print where its index page is."
-    ap = argparse.ArgumentParser(prog='cryptoforecast site', description='Build the static report site with nbconvert.')
+def site_parser() -> ArgParser:
+    "The arguments of `cryptoforecast site`; a folder given on the command line must exist."
+    ap = ArgParser(prog='cryptoforecast site', description='Build the static report site with nbconvert.')
     ap.add_argument('--out', default='site', help='output folder (default: site)')
-    ap.add_argument('--runs', default='reports/runs', help='the executed reports (default: reports/runs)')
-    ap.add_argument('--nbs', default='nbs', help='the documentation notebooks (default: nbs)')
-    a = ap.parse_args(argv)
-    index = build_site(a.out, a.runs, a.nbs)
-    rows = report_rows(a.runs)
-    print(f"{len(rows)} reports, {len(doc_notebooks(a.nbs))} docs: {index.resolve()}")
-    return 0
+    ap.add_argument('--runs', type=existing_dir, help='the executed reports (default: reports/runs, if there are any)')
+    ap.add_argument('--nbs', type=existing_dir, help='the documentation notebooks (default: nbs)')
+    ap.add_argument('--no-execute', action='store_true', help='convert the docs as stored, without running them (fast; no outputs)')
+    ap.add_argument('--jobs', '-j', type=positive_int, default=1, help='docs notebooks executed at once')
+    ap.add_argument('--cell-timeout', type=positive_int, default=600, help='seconds one docs cell may run (default: 600)')
+    return ap
+
+def site_cli(argv: list[str]) -> int:
+    "`cryptoforecast site`: build the static site and print where its index page is; exit 1 if a docs notebook failed."
+    a = site_parser().parse_args(argv)
+    site = build_site(a.out, a.runs or 'reports/runs', a.nbs or 'nbs', execute=not a.no_execute, jobs=a.jobs,
+                      cell_timeout=a.cell_timeout)
+    for d in site.failed_docs: print(f"docs/{d.name}: stopped at an error: {d.error}", file=sys.stderr)
+    if site.docs and not a.no_execute:
+        slowest = ', '.join(f"{d.name} {d.seconds:.0f}s" for d in sorted(site.docs, key=lambda d: -d.seconds)[:3])
+        print(f"docs executed in {sum(d.seconds for d in site.docs):.0f}s (slowest: {slowest})")
+    print(f"{len(site.reports)} reports, {len(site.docs)} docs: {site.index.resolve()}")
+    return 1 if site.failed_docs else 0

@@ -32,7 +32,7 @@ def site(runs, nbs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('site')
     r = run_cli('site', '--out', out, '--runs', runs, '--nbs', nbs, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert '2 reports, 2 docs' in r.stdout
+    assert '2 reports, 2 docs' in r.stdout and 'docs executed in' in r.stdout   # the docs run (by default)
     return out
 
 def test_site_lists_the_reports(site):
@@ -44,11 +44,36 @@ def test_site_lists_the_reports(site):
     assert 'ETH daily close' in (site/'reports'/'ETH.html').read_text()
     assert 'negative price' in (site/'reports'/'XYZ.html').read_text()  # the failed report shows its error
 
+def test_one_plotly_js_for_the_site(site, runs):
+    from plotly.offline import get_plotlyjs
+    assert (site/'plotly.min.js').read_text() == get_plotlyjs()
+    eth = (site/'reports'/'ETH.html').read_text()
+    assert '<script src="../plotly.min.js"></script>' in eth and 'Plotly.newPlot' in eth
+    assert get_plotlyjs()[:2000] not in eth and len(eth) < len(get_plotlyjs())   # the page does not carry its own copy
+    assert 'scan(data_dir' not in eth   # the report shows results, not the template's code
+    assert (runs/'plotly.min.js').exists() and '<script src="plotly.min.js"></script>' in (runs/'ETH.html').read_text()
+
+def test_docs_pages_show_results(site, nbs):
+    "The docs notebooks are stored without outputs; the site's pages show what their cells print."
+    import json
+    stored = json.loads((nbs/'00_config.ipynb').read_text())
+    assert not any(c.get('outputs') for c in stored['cells'])
+    page = (site/'docs'/'00_config.html').read_text()
+    assert '<div class="jp-OutputArea-child jp-OutputArea-executeResult">' in page   # get_config()'s defaults, printed
+    from cryptoforecast.config import get_config
+    cfg = get_config()
+    assert f"<pre>{(cfg.horizons, cfg.lookback, cfg.split_fractions, cfg.seed)}</pre>" in page
+
+def test_no_execute_converts_as_stored(runs, nbs, tmp_path):
+    r = run_cli('site', '--out', tmp_path, '--runs', runs, '--nbs', nbs, '--no-execute', cwd=ROOT)
+    assert r.returncode == 0 and 'docs executed' not in r.stdout, r.stdout + r.stderr
+    assert '<div class="jp-OutputArea-child' not in (tmp_path/'docs'/'00_config.html').read_text()
+
 def test_rebuild_drops_removed_reports(runs, tmp_path):
     shutil.copytree(runs, tmp_path/'runs')
     build_site(tmp_path/'site', tmp_path/'runs', tmp_path/'no-docs')
     for f in (tmp_path/'runs').glob('XYZ.*'): f.unlink()
-    index = build_site(tmp_path/'site', tmp_path/'runs', tmp_path/'no-docs')
+    index = build_site(tmp_path/'site', tmp_path/'runs', tmp_path/'no-docs').index
     assert 'XYZ' not in index.read_text() and not (tmp_path/'site'/'reports'/'XYZ.html').exists()
 
 @pytest.fixture
@@ -85,7 +110,7 @@ def test_site_in_headless_chromium(served, tmp_path):
                 resp = page.goto(f"{served}/{href}")
                 assert resp.ok, href
                 assert page.title(), href
-            page.goto(f"{served}/reports/ETH.html")  # the price chart renders from the inlined plotly.js
+            page.goto(f"{served}/reports/ETH.html")  # the price chart renders from the site's one plotly.min.js
             page.wait_for_selector('.plotly-graph-div .main-svg', timeout=20_000)
             page.screenshot(path=str(tmp_path/'eth.png'))
         finally: browser.close()
