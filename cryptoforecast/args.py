@@ -4,13 +4,14 @@
 
 # %% ../nbs/89_args.ipynb #b23966a4
 from __future__ import annotations
-import argparse, difflib, re
+import argparse, datetime, difflib, re
 from pathlib import Path
 
 from .config import TICKER_PATTERN
 
 # %% auto #0
-__all__ = ['ArgParser', 'positive_int', 'non_negative_int', 'seed', 'port', 'horizons', 'coins', 'names', 'existing_dir']
+__all__ = ['ArgParser', 'positive_int', 'non_negative_int', 'seed', 'port', 'horizons', 'coins', 'names', 'existing_dir',
+           'start_date', 'source_arg']
 
 # %% ../nbs/89_args.ipynb #a4f3bc4f
 class ArgParser(argparse.ArgumentParser):
@@ -88,3 +89,26 @@ def existing_dir(text: str) -> Path:
     p = Path(text).expanduser()
     if not p.is_dir(): raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if p.exists() else 'no such folder'}")
     return p
+
+# %% ../nbs/89_args.ipynb #e0cbffc1
+_FIRST_DAY = datetime.date(2009, 1, 3)  # Bitcoin's first block: no price is older
+
+def start_date(text: str) -> str:
+    "A first date `YYYY-MM-DD` between 2009-01-03 and today."
+    if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}")
+    try: d = datetime.date.fromisoformat(text.strip())
+    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r} is no date ({e})") from None
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    if not _FIRST_DAY <= d <= today: raise argparse.ArgumentTypeError(f"{text} is not between {_FIRST_DAY} and today ({today})")
+    return d.isoformat()
+
+def source_arg(text: str) -> tuple[str, Path]:
+    "`COIN=FILE`, for a `--source` flag that forces a file for a coin: `dict(a.source)` is `load_universe`'s `sources`."
+    coin, sep, file = text.partition('=')
+    if not sep or not file.strip():
+        raise argparse.ArgumentTypeError(f"expected COIN=FILE, e.g. UNI=data/raw/UNIUSDT_1d.csv, got {text!r}")
+    (coin,) = coins(coin)
+    f = Path(file.strip()).expanduser()
+    if not f.is_file(): raise argparse.ArgumentTypeError(f"{file}: no such file (given for {coin})")
+    return coin, f

@@ -4,17 +4,17 @@
 
 # %% ../nbs/91_data_cli.ipynb #78bca4cb
 from __future__ import annotations
-import argparse, datetime, re, sys
+import sys
 from collections import Counter
 from pathlib import Path
 
-from .args import ArgParser, coins
+from .args import ArgParser, coins, start_date
 from .config import data_dir_for_use, download_dir, get_config
 from .cli import UserError
 from .data import scan, conflict_message, REPAIRS, WARNINGS
 
 # %% auto #0
-__all__ = ['data_list', 'data_check', 'start_date', 'source_arg', 'data_parser', 'data_cli']
+__all__ = ['data_list', 'data_check', 'data_parser', 'data_cli']
 
 # %% ../nbs/91_data_cli.ipynb #55afc61f
 def _rel(path, root) -> str:
@@ -58,27 +58,6 @@ def data_check(data_dir=None, coins=()) -> int:
     return 2 if (u.errors or missing or conflicts) else 0
 
 # %% ../nbs/91_data_cli.ipynb #d4t4cl11
-_FIRST_DAY = datetime.date(2009, 1, 3)  # Bitcoin's first block: no price is older
-
-def start_date(text: str) -> str:
-    "A first date `YYYY-MM-DD` between 2009-01-03 and today."
-    if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', text.strip()):
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}")
-    try: d = datetime.date.fromisoformat(text.strip())
-    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r} is no date ({e})") from None
-    today = datetime.datetime.now(datetime.timezone.utc).date()
-    if not _FIRST_DAY <= d <= today: raise argparse.ArgumentTypeError(f"{text} is not between {_FIRST_DAY} and today ({today})")
-    return d.isoformat()
-
-def source_arg(text: str) -> tuple[str, Path]:
-    "`COIN=FILE`, for a `--source` flag that forces a file for a coin: `dict(a.source)` is `load_universe`'s `sources`."
-    coin, sep, file = text.partition('=')
-    if not sep or not file.strip(): raise argparse.ArgumentTypeError(f"expected COIN=FILE, e.g. UNI=data/raw/UNIUSDT_1d.csv, got {text!r}")
-    (coin,) = coins(coin)
-    f = Path(file.strip()).expanduser()
-    if not f.is_file(): raise argparse.ArgumentTypeError(f"{file}: no such file (given for {coin})")
-    return coin, f
-
 def _coin_lists(text: str) -> list[str]:
     "One positional COIN argument: a ticker or comma-separated tickers."
     return coins(text)
