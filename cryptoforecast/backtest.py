@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .args import ArgParser, existing_dir, names, positive_int
+from .args import ArgParser, existing_dir, names, positive_int, source_arg
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
 from .cli import UserError
@@ -97,11 +97,13 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None) -> pd.Da
 
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
-                 min_train: int = MIN_TRAIN, universe: dict|None = None) -> tuple[pd.DataFrame, dict]:
+                 min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None) -> tuple[pd.DataFrame, dict]:
     "The predictions frame of every model on the test parts of every coin's walk-forward folds."
     from tqdm.auto import tqdm
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
-    universe = universe if universe is not None else load_universe(data_dir)  # or pass the OHLCV frames yourself
+    if universe is None:  # or pass the OHLCV frames yourself
+        if coins: load_universe(data_dir, coins, sources=sources)  # a missing coin or conflicting files are named first
+        universe = load_universe(data_dir, sources=sources)
     coins = [c.upper() for c in (coins or sorted(universe))]
     missing = [c for c in coins if c not in universe]
     if missing: raise UserError(f"no data for {', '.join(missing)}")
@@ -160,6 +162,8 @@ def backtest_parser() -> ArgParser:
     p.add_argument('--test-size', type=positive_int, default=146, help='test origins per fold (days)')
     p.add_argument('--epochs', type=positive_int, default=None, help='epochs for the deep models')
     p.add_argument('--data-dir', type=existing_dir)
+    p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
+                   help='use FILE for COIN (when two files of a coin disagree); repeatable')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--jobs', type=positive_int, default=1, help='processes for the per-coin models')
     p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
@@ -190,7 +194,7 @@ def backtest_cli(argv: list[str]) -> int:
     if a.epochs and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
     preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,
-                                  a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs)
+                                  a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs, sources=dict(a.source or []))
     for c, why in skipped.items(): print(f"skipped {c}: {why}", file=sys.stderr)
     if preds.empty: raise UserError("no coin had enough history for the requested folds")
     if a.out:

@@ -15,8 +15,8 @@ import cryptoforecast
 from .args import ArgParser, positive_int
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .cli import UserError
-from .config import resolve_data_dir
-from .data import file_sha256, scan, symbol_from_name
+from .config import data_dir_for_use
+from .data import conflict_message, file_sha256, scan, symbol_from_name
 
 # %% auto #0
 __all__ = ['TEMPLATE', 'PATH_PARAMS', 'BATCH_PARAMS', 'VALUE_CHECKS', 'HORIZONS', 'PLOTLY_JS', 'WIDGET_VIEW', 'SUMMARY_COLUMNS',
@@ -68,9 +68,11 @@ class CoinSource:
     problem: str = ''
 
 def coin_sources(data_dir) -> dict[str, CoinSource]:
-    "Every coin in `data_dir` with its chosen file, plus the coins whose files are all unreadable."
+    "Every coin in `data_dir` with its chosen file, plus the coins whose files are all unreadable or disagree."
     u = scan(data_dir, errors='collect')
     out = {c: CoinSource(c, df.attrs['path'], df.attrs['sha256']) for c, df in u.coins.items()}
+    for sym, chosen, other, ratio in u.conflicts:
+        out[sym] = CoinSource(sym, str(chosen), out[sym].sha256, conflict_message(sym, chosen, other, ratio))
     for e in u.errors:
         sym = symbol_from_name(e.path)[0]
         if sym and sym not in out: out[sym] = CoinSource(sym, str(e.path), file_sha256(e.path), e.problem)
@@ -368,8 +370,7 @@ def run_batch(coins=None, params: dict|None = None, jobs: int = 1, force: bool =
     if engine not in ENGINES: raise UserError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     template = find_template(template)
     params = check_parameters(params or {}, template)
-    data_dir = resolve_data_dir(data_dir).resolve()
-    if not data_dir.exists(): raise UserError(f"{data_dir}: data directory does not exist (set --data-dir or $CRYPTOFORECAST_DATA_DIR)")
+    data_dir = data_dir_for_use(data_dir).resolve()
     sources = coin_sources(data_dir)
     coins = [c.upper() for c in coins] if coins else sorted(c for c, s in sources.items() if not s.problem)
     unknown = [c for c in coins if c not in sources]
