@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .args import ArgParser, existing_dir, names, positive_int, source_arg
+from .atomic import write_parquet
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
 from .cli import UserError
@@ -23,8 +24,7 @@ from .forecaster import BASELINES
 
 # %% auto #0
 __all__ = ['KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'model_factory', 'coin_folds', 'ensemble_members',
-           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'write_parquet',
-           'backtest_cli']
+           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 def model_factory(name: str, seed: int, **kw):
@@ -169,22 +169,6 @@ def backtest_parser() -> ArgParser:
     p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
     p.add_argument('--per-coin', action='store_true', help='also print the metrics of every coin')
     return p
-
-def write_parquet(df: pd.DataFrame, path) -> Path:
-    "Write `df` to `path` atomically: a uniquely named temporary file in the same folder, then a rename."
-    import os, tempfile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        df.to_parquet(tmp)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes the file private; give it the permissions of any new file
-        os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)
-    return path
 
 def backtest_cli(argv: list[str]) -> int:
     "`cryptoforecast backtest ...`"

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_batch.ipynb #2e7ccb81
 from __future__ import annotations
-import contextlib, difflib, hashlib, html, importlib.util, json, os, re, tempfile, time
+import contextlib, difflib, hashlib, html, importlib.util, json, os, re, time
 from argparse import ArgumentTypeError
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,37 +14,18 @@ import pandas as pd
 import cryptoforecast
 from .args import ArgParser, positive_int
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
+from .atomic import write_text
 from .cli import UserError
 from .config import data_dir_for_use
 from .data import conflict_message, file_sha256, scan, symbol_from_name
 
 # %% auto #0
 __all__ = ['TEMPLATE', 'PATH_PARAMS', 'BATCH_PARAMS', 'VALUE_CHECKS', 'HORIZONS', 'PLOTLY_JS', 'WIDGET_VIEW', 'SUMMARY_COLUMNS',
-           'ENGINES', 'write_text_atomic', 'find_template', 'CoinSource', 'coin_sources', 'report_fingerprint',
-           'parse_value', 'template_parameters', 'check_parameter', 'check_parameters', 'RunFiles', 'read_json',
-           'up_to_date', 'fmt_metric', 'headline', 'front_matter', 'stamp_front_matter', 'plotly_script',
-           'share_plotlyjs', 'write_plotlyjs', 'drop_widgets', 'html_exporter', 'export_html', 'ReportTask',
-           'error_line', 'environ', 'summary_row', 'execute_task', 'run_local', 'run_dask', 'run_batch', 'format_table',
-           'batch_cli']
-
-# %% ../nbs/30_batch.ipynb #426e2391
-def _umask() -> int:
-    "The process's umask (read by setting it and putting it back)."
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-def write_text_atomic(path, text: str) -> Path:
-    "Write `text` to `path` atomically (a uniquely named temporary file in the same folder, then `os.replace`)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; a site is read by a web server
-        os.replace(tmp, path)
-    finally: Path(tmp).unlink(missing_ok=True)
-    return path
+           'ENGINES', 'find_template', 'CoinSource', 'coin_sources', 'report_fingerprint', 'parse_value',
+           'template_parameters', 'check_parameter', 'check_parameters', 'RunFiles', 'read_json', 'up_to_date',
+           'fmt_metric', 'headline', 'front_matter', 'stamp_front_matter', 'plotly_script', 'share_plotlyjs',
+           'write_plotlyjs', 'drop_widgets', 'html_exporter', 'export_html', 'ReportTask', 'error_line', 'environ',
+           'summary_row', 'execute_task', 'run_local', 'run_dask', 'run_batch', 'format_table', 'batch_cli']
 
 # %% ../nbs/30_batch.ipynb #82e75ba0
 TEMPLATE = 'reports/train_coin.ipynb'
@@ -195,7 +176,7 @@ def stamp_front_matter(nb_path, summary: dict):
     if top is not None and top.cell_type == 'raw' and top.source.lstrip().startswith('---'): top.source = text
     else: nb.cells.insert(0, nbformat.v4.new_raw_cell(text))
     nb.metadata['title'] = fm['title']  # nbconvert's HTML <title>
-    write_text_atomic(nb_path, nbformat.writes(nb))
+    write_text(nb_path, nbformat.writes(nb))
 
 # %% ../nbs/30_batch.ipynb #c5e308ee
 PLOTLY_JS = 'plotly.min.js'
@@ -222,7 +203,7 @@ def write_plotlyjs(folder) -> Path:
     from plotly.offline import get_plotlyjs
     path, js = Path(folder)/PLOTLY_JS, get_plotlyjs()
     if not (path.exists() and path.stat().st_size == len(js.encode()) and path.read_text(encoding='utf-8') == js):
-        write_text_atomic(path, js)
+        write_text(path, js)
     return path
 
 # %% ../nbs/30_batch.ipynb #60e60989
@@ -257,7 +238,7 @@ def export_html(nb, html_path=None, plotly_src: str|None = None, hide_code: bool
     if plotly_src: share_plotlyjs(nb, plotly_src)
     if hide_code: drop_widgets(nb)
     body, _ = html_exporter(hide_code).from_notebook_node(nb)
-    return write_text_atomic(html_path, body)
+    return write_text(html_path, body)
 
 # %% ../nbs/30_batch.ipynb #82a8fe64
 @dataclass(frozen=True)
@@ -313,12 +294,12 @@ def execute_task(task: ReportTask) -> dict:
     if error or summary.get('status') != 'ok':
         summary = {'coin': task.coin, **{f"rel_mae_{h}": None for h in HORIZONS}, **summary, 'status': 'failed',
                    'error': error or 'the template wrote no summary', 'data_hash': task.data_hash}
-        write_text_atomic(files.summary, json.dumps(summary, indent=1))
+        write_text(files.summary, json.dumps(summary, indent=1))
     with contextlib.suppress(Exception):  # a notebook papermill could not even write has nothing to show
         stamp_front_matter(files.notebook, summary)
         export_html(files.notebook, files.html, plotly_src=PLOTLY_JS, hide_code=True)
     seconds = time.time() - start
-    write_text_atomic(files.meta, json.dumps(dict(coin=task.coin, status=summary['status'], fingerprint=task.fingerprint,
+    write_text(files.meta, json.dumps(dict(coin=task.coin, status=summary['status'], fingerprint=task.fingerprint,
         params=task.params, data_hash=task.data_hash, template=task.template, seconds=round(seconds, 2),
         finished=time.strftime('%Y-%m-%dT%H:%M:%S')), indent=1, default=str))
     return summary_row(summary, summary['status'], seconds)
@@ -392,7 +373,7 @@ def run_batch(coins=None, params: dict|None = None, jobs: int = 1, force: bool =
         setup_mlflow(artifacts_dir=params.get('artifacts_dir'))
     for row in ENGINES[engine](tasks, jobs=jobs, progress=progress, scheduler=scheduler): rows[row['coin']] = row
     table = pd.DataFrame([rows[c] for c in dict.fromkeys(coins)], columns=SUMMARY_COLUMNS)
-    write_text_atomic(out_dir/'batch_summary.csv', table.to_csv(index=False))
+    write_text(out_dir/'batch_summary.csv', table.to_csv(index=False))
     return table
 
 # %% ../nbs/30_batch.ipynb #b1afb180

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path
 from .config import (DATA_SUFFIXES, TICKER_PATTERN, DataRules, data_dir_for_use, get_config,
                                    iter_price_files, resolve_data_dir)
 from .cli import UserError
@@ -465,16 +466,10 @@ def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str,
     meta = json.dumps(dict(key=key, sha256=sha, digest=frame_digest(df), report=asdict(rep))).encode()
     table = pa.Table.from_pandas(df, preserve_index=True)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _CACHE_META: meta})
-    tmp = None
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=entry.name + '.', suffix='.tmp')
-        with os.fdopen(fd, 'wb') as f: pq.write_table(table, f)
-        os.replace(tmp, entry)
+        with atomic_path(entry) as tmp: pq.write_table(table, tmp)
         _remove_stale_tmp(entry.parent)
     except OSError as e:
-        if tmp: 
-            with contextlib.suppress(OSError): os.unlink(tmp)
         if entry.parent not in _CACHE_WARNED:
             _CACHE_WARNED.add(entry.parent)
             print(f"note: cannot write the cache in {entry.parent} ({e.strerror or e}); set CRYPTOFORECAST_CACHE_DIR", file=sys.stderr)

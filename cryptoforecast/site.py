@@ -13,7 +13,8 @@ import pandas as pd
 
 from .args import ArgParser, existing_dir, positive_int
 from .batch import HORIZONS, PLOTLY_JS, RunFiles, environ, error_line, export_html, fmt_metric
-from .batch import plotly_script, read_json, write_plotlyjs, write_text_atomic
+from .atomic import write_text
+from .batch import plotly_script, read_json, write_plotlyjs
 
 # %% auto #0
 __all__ = ['SKIP_TAG', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
@@ -174,10 +175,10 @@ def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: 
     for r in rows.itertuples():
         page = out/'reports'/f"{r.coin}.html"
         if (h := _fresh_html(r.notebook)):
-            write_text_atomic(page, h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared)))
+            write_text(page, h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared)))
         else: export_html(r.notebook, page, plotly_src=shared, hide_code=True)
     docs = build_docs(doc_notebooks(nbs_dir), out/'docs', execute, jobs, cell_timeout)
-    index = write_text_atomic(out/'index.html', index_page(rows, docs))
+    index = write_text(out/'index.html', index_page(rows, docs))
     return Site(index, rows, docs)
 
 # %% ../nbs/31_site.ipynb #74a97fbe

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_sources.ipynb #7ed0f7cf
 from __future__ import annotations
-import email.utils, json, math, os, sys, tempfile, time, hashlib
+import email.utils, json, math, os, sys, time, hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import requests
 
+from .atomic import write_csv
 from .cli import UserError
 
 # %% auto #0
 __all__ = ['MAX_RETRY_AFTER', 'BINANCE_URL', 'KLINE_COLS', 'COINGECKO_URL', 'COINGECKO_IDS', 'retry_after', 'SourceError',
            'HttpClient', 'recording_name', 'ReplaySession', 'record', 'binance_klines', 'write_binance_csv',
-           'write_csv_atomic', 'coingecko_chart', 'download']
+           'coingecko_chart', 'download']
 
 # %% ../nbs/02_sources.ipynb #r3try0a2
 MAX_RETRY_AFTER = 120.0
@@ -167,20 +168,7 @@ def write_binance_csv(df: pd.DataFrame, path) -> Path:
     out = df.copy()
     out.insert(0, 'datetime', pd.to_datetime(out.pop('open_time').astype('int64'), unit='ms').dt.strftime('%Y-%m-%d'))
     out['close_time'] = pd.to_datetime(out['close_time'].astype('int64'), unit='ms').dt.strftime('%Y-%m-%d %H:%M:%S.%f').str[:-3]
-    return write_csv_atomic(out, path)
-
-def write_csv_atomic(df: pd.DataFrame, path) -> Path:
-    "Write `df` as CSV to `path` through a uniquely named temporary file and `os.replace` (never a half-written file)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f: df.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_csv(out, path)
 
 # %% ../nbs/02_sources.ipynb #228e4b3b
 COINGECKO_URL = 'https://api.coingecko.com/api/v3/coins/{id}/market_chart'
@@ -221,5 +209,5 @@ def download(source: str, coins: list[str], data_dir, start='2017-01-01', client
         if source == 'binance':
             written.append(write_binance_csv(binance_klines(coin, start=start, client=client), out_dir/f"{coin}USDT_1d.csv"))
         else:
-            written.append(write_csv_atomic(coingecko_chart(coin, start=start, client=client), out_dir/f"{coin.lower()}-usd-max.csv"))
+            written.append(write_csv(coingecko_chart(coin, start=start, client=client), out_dir/f"{coin.lower()}-usd-max.csv"))
     return written
