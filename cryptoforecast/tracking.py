@@ -108,13 +108,12 @@ def store_problem(db) -> str|None:
     return f"lacks the tables {', '.join(sorted(missing))}" if missing else None
 
 def store_records(db) -> int:
-    "How many runs, registered models and experiments other than MLflow's default the SQLite store `db` holds."
+    "How many runs, logged models and registered models the SQLite store `db` holds (its experiments alone are not counted)."
     try:
         with closing(_connect(db)) as con:
             tables = _tables(con)
-            counts = [con.execute(f"select count(*) from {t}{where}").fetchone()[0]
-                      for t, where in (('runs', ''), ('registered_models', ''), ('experiments', ' where experiment_id != 0'))
-                      if t in tables]
+            counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
+                      for t in ('runs', 'logged_models', 'registered_models') if t in tables]
     except sqlite3.DatabaseError: return 0
     return int(sum(counts))
 
@@ -158,7 +157,7 @@ def ensure_store(uri: str, root: str|None = None) -> None:
             problem = store_problem(db)
             if problem is None: return                     # another process created it while this one waited
             if store_records(db):
-                raise UserError(f"MLflow store {db} {problem}; it holds runs, so it is left alone: back it up, then run "
+                raise UserError(f"MLflow store {db} {problem}; it holds runs or models, so it is left alone: back it up, then run "
                                 f"`mlflow db upgrade {_sqlite_uri(db)}`, or move it away to start a new store")
             warnings.warn(f"MLflow store {db} {problem} and holds no runs: set aside as {_set_aside(db).name}, created anew")
         elif Path(f"{db}-journal").exists(): os.unlink(f"{db}-journal")  # a journal without its database is of no use

@@ -160,7 +160,7 @@ def test_promotion_needs_the_same_settings_and_a_real_improvement(store):
     tags = c.get_model_version('cryptoforecast-BTC', '2').tags
     assert tags['eval.horizons'] == '1,7,30' and tags['promotion.decision'] == 'kept champion v1'
     assert float(tags['promotion.champion_val_rel_mae']) == 1.0 and 'margin' in tags['promotion.reason']
-    assert c.get_model_version_by_alias('cryptoforecast-BTC', 'challenger').version == '5'
+    assert str(c.get_model_version_by_alias('cryptoforecast-BTC', 'challenger').version) == '5'
 
 
 def _store_counts(db: Path) -> tuple[int, int]:
