@@ -221,8 +221,12 @@ def setup_mlflow(experiment: str = EXPERIMENT, artifacts_dir=None, attempts: int
     registry = registry_location(artifacts_dir)
     ensure_store(uri, root)
     if registry != uri: ensure_store(registry)
+    user_env = {k: os.environ.get(k) for k in (TRACKING_ENV, REGISTRY_ENV)}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(registry)
+    for k, v in user_env.items():  # MLflow copies the URIs into the environment: keep only what the user set there
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
     for i in range(attempts):
         try: _ensure_experiment(experiment, root); break
         except Exception as e:  # several writers on one SQLite file: a busy database is worth a short wait
