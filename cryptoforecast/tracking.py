@@ -462,6 +462,7 @@ def promotion_decision(score: float, evaluation: dict|None, champion_score: floa
     "`(promote?, reason)` for a challenger with `score` and `evaluation` settings against a champion's score and tags."
     mine = _evaluation_tags(evaluation)
     theirs = {k: v for k, v in (champion_tags or {}).items() if k.startswith('eval.')}
+    if mine and not theirs: return False, 'the champion records no evaluation settings: not comparable (move the alias by hand)'
     differ = sorted(k[len('eval.'):] for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if differ: return False, f"evaluated differently from the champion ({', '.join(differ)}): not comparable"
     threshold = champion_score * (1 - margin)

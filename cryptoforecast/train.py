@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_train.ipynb #197fe0af
 from __future__ import annotations
-import json, os, shutil, sys, tempfile, time, traceback, warnings
+import json, os, shutil, socket, sys, tempfile, time, traceback, warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +20,9 @@ from .metrics import score_predictions
 from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, model_factory
 
 # %% auto #0
-__all__ = ['DEEP', 'DEFAULT_MODELS', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'write_text', 'write_json',
-           'ensemble_summary', 'evaluation_settings', 'train_coin', 'track_run', 'train_parser', 'parse_train_args',
-           'train_cli']
+__all__ = ['DEEP', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'write_text',
+           'write_json', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run',
+           'train_parser', 'parse_train_args', 'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = ('lstm', 'transformer')
@@ -147,6 +147,20 @@ def _run_name(coin_dir: Path, seed: int) -> str:
         run = f"{base}-{i}"
     return run
 
+PARTIAL, OWNER = '.partial', '.owner.json'  # a run folder being written, and the file naming its process
+
+def sweep_partial_runs(coin_dir) -> list[Path]:
+    "Remove the temporary run folders in `coin_dir` whose process on this host has ended: what killed runs left behind."
+    from cryptoforecast.tracking import TAG_HOST, TAG_PID, TAG_PID_START, process_alive
+    out = []
+    for d in Path(coin_dir).glob(f".*{PARTIAL}"):
+        try: owner = json.loads((d/OWNER).read_text())
+        except (OSError, ValueError): continue  # created this instant, or not a run's
+        if owner.get(TAG_HOST) != socket.gethostname() or process_alive(int(owner[TAG_PID]), owner.get(TAG_PID_START)): continue
+        shutil.rmtree(d, ignore_errors=True)
+        out.append(d)
+    return out
+
 def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
                models=DEFAULT_MODELS, track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
@@ -170,16 +184,20 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
     folds = make_folds(frame, cfg, walk_forward)
     coin_dir = art/coin
     coin_dir.mkdir(parents=True, exist_ok=True)
+    sweep_partial_runs(coin_dir)
     run = _run_name(coin_dir, seed)
     final_dir = coin_dir/run
     # everything is written into a hidden temporary folder, renamed to the run's name at the very end
     run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
     final = lambda p: str(final_dir/Path(p).relative_to(run_dir))
     try:
+        from cryptoforecast.tracking import process_tags
+        write_json(run_dir/OWNER, process_tags())
         report = _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, art, epochs, ensemble, tune,
                              tune_trials, tune_models, walk_forward, seed, track, explain, progress, register)
         report['seconds'] = round(time.time() - t0, 1)
         write_json(run_dir/'report.json', report)
+        (run_dir/OWNER).unlink()
         os.rename(run_dir, final_dir)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)

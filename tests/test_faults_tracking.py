@@ -223,10 +223,18 @@ def test_failed_run_leaves_no_run_folder(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match='disk full'):
         train.train_coin('SYN', universe={'SYN': synthetic_ohlcv(700, seed=1)}, models=('naive',), ensemble=False, track=False,
                          explain=False, artifacts_dir=tmp_path, progress=False, seed=0)
-    assert not list((tmp_path/'SYN').iterdir()) if (tmp_path/'SYN').exists() else True
+    assert not (tmp_path/'SYN').exists() or not list((tmp_path/'SYN').iterdir()), list((tmp_path/'SYN').iterdir())
     monkeypatch.undo()
+    # what killed runs leave: a temporary folder whose process has ended goes, one whose process runs stays
+    from cryptoforecast.tracking import process_tags, TAG_PID
+    dead = subprocess.Popen(['true']); dead.wait()
+    killed, running = tmp_path/'SYN'/'.20200101-000000-s0.abc.partial', tmp_path/'SYN'/'.20200101-000001-s0.def.partial'
+    for d, pid in ((killed, dead.pid), (running, os.getpid())):
+        d.mkdir(parents=True)
+        (d/'.owner.json').write_text(json.dumps({**process_tags(), TAG_PID: str(pid)}))
     res = train.train_coin('SYN', universe={'SYN': synthetic_ohlcv(700, seed=1)}, models=('naive',), ensemble=False, track=False,
                            explain=False, artifacts_dir=tmp_path, progress=False, seed=0)
-    assert [p.name for p in (tmp_path/'SYN').iterdir()] == [Path(res['run_dir']).name]
+    assert sorted(p.name for p in (tmp_path/'SYN').iterdir()) == sorted([running.name, Path(res['run_dir']).name])
+    assert not (Path(res['run_dir'])/'.owner.json').exists()
     assert json.loads(Path(res['report']).read_text())['coin'] == 'SYN' and not list(Path(res['run_dir']).rglob('*.tmp'))
     assert not (Path(res['run_dir'])/'shap').exists(), 'no SHAP folder when nothing is explained'
