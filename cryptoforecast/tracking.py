@@ -146,7 +146,7 @@ def _set_aside(db: Path) -> Path:
     return dest
 
 def ensure_store(uri: str, root: str|None = None) -> None:
-    "Make sure the SQLite store of `uri` exists and is complete (created atomically, under a lock); other stores are left to MLflow."
+    "Make sure the SQLite store of `uri` exists and is complete (created atomically, under a lock); others are MLflow's."
     db = sqlite_path(uri)
     if db is None: return
     if db.exists() and store_problem(db) is None: return   # the usual case, without queueing for the lock
@@ -194,7 +194,8 @@ def fail_stale_runs(client: MlflowClient|None = None) -> list[str]:
             if tags.get(TAG_HOST) != host or not tags.get(TAG_PID, '').isdigit(): continue
             pid = int(tags[TAG_PID])
             if process_alive(pid, tags.get(TAG_PID_START)): continue
-            client.set_tag(r.info.run_id, 'cryptoforecast.failed_because', f"process {pid} on {host} ended without finishing the run")
+            why = f"process {pid} on {host} ended without finishing the run"
+            client.set_tag(r.info.run_id, 'cryptoforecast.failed_because', why)
             client.set_terminated(r.info.run_id, 'FAILED')
             out.append(r.info.run_id)
         token = page.token
@@ -215,7 +216,7 @@ def _ensure_experiment(experiment: str, root) -> None:
             if client.get_experiment_by_name(experiment) is None: raise
 
 def setup_mlflow(experiment: str = EXPERIMENT, artifacts_dir=None, attempts: int = 5) -> str:
-    "Check or create the store of `tracking_location(artifacts_dir)`, point MLflow at it, select `experiment`; returns the tracking URI."
+    "Check or create the store of `tracking_location(artifacts_dir)`, point MLflow at it, select `experiment`; returns its URI."
     quiet_mlflow()
     uri, root = tracking_location(artifacts_dir)
     registry = registry_location(artifacts_dir)
@@ -466,12 +467,14 @@ def promotion_decision(score: float, evaluation: dict|None, champion_score: floa
     differ = sorted(k[len('eval.'):] for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if differ: return False, f"evaluated differently from the champion ({', '.join(differ)}): not comparable"
     threshold = champion_score * (1 - margin)
-    if score < threshold: return True, f"val_rel_mae {score:.4g} beats the champion's {champion_score:.4g} by more than the {margin:.0%} margin"
-    return False, f"val_rel_mae {score:.4g} is not below {threshold:.4g} (the champion's {champion_score:.4g} less the {margin:.0%} margin)"
+    if score < threshold:
+        return True, f"val_rel_mae {score:.4g} beats the champion's {champion_score:.4g} by more than the {margin:.0%} margin"
+    return False, (f"val_rel_mae {score:.4g} is not below {threshold:.4g} "
+                   f"(the champion's {champion_score:.4g} less the {margin:.0%} margin)")
 
 def register_and_promote(run_id: str, coin: str, val_rel_mae: float, artifact_path: str = 'model', card: str|None = None,
                          evaluation: dict|None = None, margin: float = PROMOTION_MARGIN) -> dict:
-    "Register run `run_id`'s model for `coin` as `challenger`; make it `champion` if it beats the champion's `val_rel_mae`, like with like."
+    "Register run `run_id`'s model for `coin` as `challenger`; `champion` if it beats the champion's `val_rel_mae`, like with like."
     if not _finite(val_rel_mae): raise ValueError(f"{coin}: val_rel_mae must be a finite number, got {val_rel_mae!r}")
     client, name, score = MlflowClient(), registered_name(coin), float(val_rel_mae)
     client.log_metric(run_id, VAL_METRIC, score)

@@ -339,7 +339,7 @@ def train_parser() -> ArgParser:
     p.add_argument('--artifacts-dir', default=None, help='default: artifacts/')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--no-mlflow', action='store_true', help='do not log to MLflow')
-    p.add_argument('--no-register', action='store_true', help='log the MLflow run, but register no model version and move no alias')
+    p.add_argument('--no-register', action='store_true', help='log the MLflow run, but register no version and move no alias')
     return p
 
 def parse_train_args(argv: list[str]):
@@ -384,5 +384,6 @@ def train_cli(argv: list[str]) -> int:
         from cryptoforecast.tracking import tracking_location, registry_location
         uri, registry = tracking_location(art)[0], registry_location(art)
         reg = f" --registry-store-uri {registry}" if registry != uri else ''
-        print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}{reg} --host 127.0.0.1 --port 5000  (then open http://127.0.0.1:5000)")
+        print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}{reg} --host 127.0.0.1 --port 5000"
+              "  (then open http://127.0.0.1:5000)")
     return 1 if (summary['status'] != 'ok').any() else 0

@@ -25,6 +25,17 @@ with mlflow.start_run(tags=process_tags()):
 print('done')
 """
 
+@pytest.fixture(autouse=True)
+def no_mlflow_uris_in_the_environment():
+    "Each test starts and ends without MLflow URIs in the environment: `mlflow.set_tracking_uri` exports them there."
+    saved = {k: os.environ.pop(k, None) for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
+    prev = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield
+    mlflow.set_tracking_uri(prev[0]); mlflow.set_registry_uri(prev[1])
+    for k, v in saved.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
     return {**env, 'PYTHONPATH': str(ROOT), **extra}
@@ -74,10 +85,8 @@ def store(tmp_path, monkeypatch):
     from cryptoforecast.tracking import setup_mlflow
     monkeypatch.setenv('MLFLOW_TRACKING_URI', f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.delenv('MLFLOW_REGISTRY_URI', raising=False)
-    prev = mlflow.get_tracking_uri()
     setup_mlflow()
     yield tmp_path
-    mlflow.set_tracking_uri(prev); mlflow.set_registry_uri(prev)
 
 
 def test_stale_running_run_is_marked_failed(store):
@@ -107,10 +116,8 @@ def _half_migrate(db: Path):
 def test_half_migrated_store_with_runs_is_refused_before_training(tmp_path):
     from cryptoforecast.tracking import setup_mlflow
     art = tmp_path/'art'
-    prev = mlflow.get_tracking_uri()
     setup_mlflow(artifacts_dir=art)
     with mlflow.start_run(): mlflow.log_metric('x', 1.0)
-    mlflow.set_tracking_uri(prev)
     _half_migrate(art/'mlflow.db')
     t0 = time.time()
     r = run_cli('train', '--crypto', 'BTC', *CHEAP, '--data-dir', DATA_DIR, '--artifacts-dir', art, cwd=tmp_path,
@@ -123,9 +130,7 @@ def test_half_migrated_store_with_runs_is_refused_before_training(tmp_path):
 
 def test_half_migrated_store_without_runs_is_rebuilt(tmp_path):
     from cryptoforecast.tracking import setup_mlflow, store_problem
-    prev = mlflow.get_tracking_uri()
     setup_mlflow(artifacts_dir=tmp_path)
-    mlflow.set_tracking_uri(prev)
     _half_migrate(tmp_path/'mlflow.db')
     assert 'revision' in store_problem(tmp_path/'mlflow.db')
     r = subprocess.run([sys.executable, '-c', SETUP_AND_RUN, str(tmp_path), '0'], env=_env(), capture_output=True, text=True,
