@@ -4,7 +4,9 @@
 
 # %% ../nbs/21_tracking.ipynb #d8a70ddd
 from __future__ import annotations
-import hashlib, importlib, json, logging, math, os, re, subprocess, sys, tempfile, time, warnings
+import fcntl, glob, hashlib, importlib, json, logging, math, os, re, socket, sqlite3, subprocess, sys, tempfile, time, warnings
+from contextlib import closing, contextmanager
+from functools import lru_cache
 from importlib.metadata import version as _dist_version, PackageNotFoundError
 from pathlib import Path
 
@@ -15,31 +17,190 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 import cryptoforecast
+from .cli import UserError
 from .config import get_config
 from .metrics import QUANTILES, PREDICTION_COLUMNS, quantile_col, coverage
 
 # %% auto #0
-__all__ = ['TRACKING_ENV', 'EXPERIMENT', 'PREDICT_METHOD', 'PREDICTION_FRAME_COLUMNS', 'VAL_METRIC', 'tracking_location',
-           'quiet_mlflow', 'setup_mlflow', 'flat_params', 'log_config', 'history_metrics', 'log_history',
-           'table_metrics', 'log_metrics_table', 'log_outputs', 'pinned', 'log_lightgbm', 'log_keras',
-           'as_feature_frame', 'save_forecaster', 'load_forecaster', 'ForecasterPyfunc', 'predictions_signature',
-           'forecaster_requirements', 'log_forecaster', 'registered_name', 'register_and_promote', 'file_sha256',
-           'git_commit', 'markdown_table', 'interval_coverage', 'model_card']
+__all__ = ['TRACKING_ENV', 'REGISTRY_ENV', 'EXPERIMENT', 'TAG_PID', 'TAG_HOST', 'TAG_PID_START', 'PREDICT_METHOD',
+           'PREDICTION_FRAME_COLUMNS', 'VAL_METRIC', 'PROMOTION_MARGIN', 'sqlite_path', 'tracking_location',
+           'registry_location', 'file_lock', 'schema_head', 'store_problem', 'store_records', 'ensure_store',
+           'process_tags', 'process_alive', 'fail_stale_runs', 'quiet_mlflow', 'setup_mlflow', 'flat_params',
+           'log_config', 'history_metrics', 'log_history', 'table_metrics', 'log_metrics_table', 'log_outputs',
+           'pinned', 'log_lightgbm', 'log_keras', 'as_feature_frame', 'save_forecaster', 'load_forecaster',
+           'ForecasterPyfunc', 'predictions_signature', 'forecaster_requirements', 'log_forecaster', 'registered_name',
+           'promotion_decision', 'register_and_promote', 'file_sha256', 'git_commit', 'markdown_table',
+           'interval_coverage', 'model_card']
 
 # %% ../nbs/21_tracking.ipynb #fb0f537c
 TRACKING_ENV = 'MLFLOW_TRACKING_URI'
+REGISTRY_ENV = 'MLFLOW_REGISTRY_URI'
 EXPERIMENT = 'cryptoforecast'
 
 def _sqlite_uri(db: Path) -> str: return f"sqlite:///{db}"
 
+def sqlite_path(uri: str) -> Path|None:
+    "The absolute database file of a `sqlite:///` URI; None for any other store (or an in-memory database)."
+    if not str(uri).startswith('sqlite:///'): return None
+    p = str(uri)[len('sqlite:///'):].split('?')[0]
+    return Path(p).expanduser().resolve() if p and p != ':memory:' else None
+
+def _env(name: str) -> str|None:
+    "An environment variable's value; an empty one counts as unset."
+    return os.environ.get(name, '').strip() or None
+
 def tracking_location(artifacts_dir=None) -> tuple[str, str|None]:
-    "`(tracking URI, artifact root URI or None)` for `artifacts_dir`, else `$MLFLOW_TRACKING_URI`, else the config's artifacts dir."
-    env = os.environ.get(TRACKING_ENV)
-    if artifacts_dir is None and env:
-        if not env.startswith('sqlite:///'): return env, None
-        return env, (Path(env[len('sqlite:///'):]).expanduser().resolve().parent / 'mlruns').as_uri()
+    "`(tracking URI, artifact root URI or None)`: `$MLFLOW_TRACKING_URI`, else a SQLite store in `artifacts_dir` or the config's."
+    env = _env(TRACKING_ENV)
+    if env:
+        db = sqlite_path(env)
+        if db is None: return env, None
+        return (_sqlite_uri(db) if '?' not in env else env), (db.parent / 'mlruns').as_uri()
     d = Path(artifacts_dir if artifacts_dir is not None else get_config().artifacts_dir).expanduser().resolve()
     return _sqlite_uri(d / 'mlflow.db'), (d / 'mlruns').as_uri()
+
+def registry_location(artifacts_dir=None) -> str:
+    "The model registry's URI: `$MLFLOW_REGISTRY_URI`, else the tracking URI of `tracking_location(artifacts_dir)`."
+    env = _env(REGISTRY_ENV)
+    if env is None: return tracking_location(artifacts_dir)[0]
+    db = sqlite_path(env)
+    return _sqlite_uri(db) if db is not None and '?' not in env else env
+
+# %% ../nbs/21_tracking.ipynb #08afdc0e
+@contextmanager
+def file_lock(path):
+    "Hold an exclusive `fcntl.flock` on `path` (created if missing) for the `with` block; other processes wait their turn."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally: os.close(fd)  # closing the file releases the lock, also when the process is killed
+
+@lru_cache(maxsize=1)
+def schema_head() -> str:
+    "The schema revision the installed MLflow expects of a tracking database."
+    from mlflow.store.db.utils import _get_latest_schema_revision
+    return _get_latest_schema_revision()
+
+def _expected_tables() -> set[str]:
+    from mlflow.store.db.utils import Base
+    return set(Base.metadata.tables)
+
+def _connect(db) -> sqlite3.Connection:
+    "A connection to the existing SQLite file `db` (never creates one)."
+    return sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=30)
+
+def _tables(con) -> set[str]: return {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+
+def store_problem(db) -> str|None:
+    "What is wrong with the SQLite tracking store `db` for the installed MLflow, or None when it is complete."
+    try:
+        with closing(_connect(db)) as con:
+            tables = _tables(con)
+            row = con.execute('select version_num from alembic_version').fetchone() if 'alembic_version' in tables else None
+    except sqlite3.DatabaseError as e: return f"is not a readable SQLite database ({e})"
+    rev = row[0] if row else None
+    if rev != schema_head():
+        return f"has schema revision {rev or 'none'}, not {schema_head()} that MLflow {mlflow.__version__} expects (half-migrated?)"
+    missing = _expected_tables() - tables
+    return f"lacks the tables {', '.join(sorted(missing))}" if missing else None
+
+def store_records(db) -> int:
+    "How many runs, logged models and registered models the SQLite store `db` holds (its experiments alone are not counted)."
+    try:
+        with closing(_connect(db)) as con:
+            tables = _tables(con)
+            counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
+                      for t in ('runs', 'logged_models', 'registered_models') if t in tables]
+    except sqlite3.DatabaseError: return 0
+    return int(sum(counts))
+
+def _fsync(path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _create_store(db: Path, root: str) -> None:
+    "A complete, migrated MLflow store at `db`: built in a unique temporary file beside it, then moved into place."
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    fd, tmp = tempfile.mkstemp(dir=db.parent, prefix=db.name + '.', suffix='.tmp')
+    os.close(fd)
+    uri = _sqlite_uri(tmp)
+    try:
+        SqlAlchemyStore(uri, root)                       # creates the tables and runs every migration
+        engine = SqlAlchemyStore._engine_map.pop(uri, None)
+        if engine is not None: engine.dispose()
+        _fsync(tmp)
+        os.replace(tmp, db)
+        _fsync(db.parent, directory=True)
+    finally:
+        for p in glob.glob(glob.escape(tmp) + '*'): os.unlink(p)   # the temporary file (if not moved) and its journal
+
+def _set_aside(db: Path) -> Path:
+    "Move the broken store `db` (and any journal of it) to `<db>.broken-<UTC time>`; returns the new path."
+    dest = db.with_name(f"{db.name}.broken-{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-{os.getpid()}")
+    for suffix in ('-journal', '-wal', '-shm', ''):
+        if Path(f"{db}{suffix}").exists(): os.replace(f"{db}{suffix}", f"{dest}{suffix}")
+    return dest
+
+def ensure_store(uri: str, root: str|None = None) -> None:
+    "Make sure the SQLite store of `uri` exists and is complete (created atomically, under a lock); others are MLflow's."
+    db = sqlite_path(uri)
+    if db is None: return
+    if db.exists() and store_problem(db) is None: return   # the usual case, without queueing for the lock
+    root = root or (db.parent / 'mlruns').as_uri()
+    with file_lock(db.with_name(db.name + '.lock')):
+        for stale in db.parent.glob(glob.escape(db.name) + '.*.tmp*'): stale.unlink(missing_ok=True)  # from a killed creator
+        if db.exists():
+            problem = store_problem(db)
+            if problem is None: return                     # another process created it while this one waited
+            if store_records(db):
+                raise UserError(f"MLflow store {db} {problem}; it holds runs or models, so it is left alone: back it up, then run "
+                                f"`mlflow db upgrade {_sqlite_uri(db)}`, or move it away to start a new store")
+            warnings.warn(f"MLflow store {db} {problem} and holds no runs: set aside as {_set_aside(db).name}, created anew")
+        elif Path(f"{db}-journal").exists(): os.unlink(f"{db}-journal")  # a journal without its database is of no use
+        _create_store(db, root)
+
+# %% ../nbs/21_tracking.ipynb #5379f64d
+TAG_PID, TAG_HOST, TAG_PID_START = 'cryptoforecast.pid', 'cryptoforecast.host', 'cryptoforecast.pid_start'
+
+def _pid_start(pid: int) -> str|None:
+    "When process `pid` started (clock ticks since boot, from /proc), or None where that is not known."
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(')', 1)[1].split()[19]
+    except (OSError, IndexError): return None
+
+def process_tags() -> dict[str, str]:
+    "Run tags naming this process, so that a later setup can tell a killed run from a running one."
+    return {TAG_PID: str(os.getpid()), TAG_HOST: socket.gethostname(), TAG_PID_START: _pid_start(os.getpid()) or ''}
+
+def process_alive(pid: int, started: str|None = None) -> bool:
+    "Whether process `pid` of this host runs, and is the one that started at `started` (when given and known)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    now = _pid_start(pid)
+    return not started or now is None or now == started
+
+def fail_stale_runs(client: MlflowClient|None = None) -> list[str]:
+    "Mark the runs still RUNNING whose process on this host has ended as FAILED; returns their ids."
+    client, host, out, token = client or MlflowClient(), socket.gethostname(), [], None
+    exps = [e.experiment_id for e in client.search_experiments()]
+    while exps:
+        page = client.search_runs(exps, "attributes.status = 'RUNNING'", max_results=1000, page_token=token)
+        for r in page:
+            tags = r.data.tags
+            if tags.get(TAG_HOST) != host or not tags.get(TAG_PID, '').isdigit(): continue
+            pid = int(tags[TAG_PID])
+            if process_alive(pid, tags.get(TAG_PID_START)): continue
+            why = f"process {pid} on {host} ended without finishing the run"
+            client.set_tag(r.info.run_id, 'cryptoforecast.failed_because', why)
+            client.set_terminated(r.info.run_id, 'FAILED')
+            out.append(r.info.run_id)
+        token = page.token
+        if not token: break
+    return out
 
 # %% ../nbs/21_tracking.ipynb #3cf1c38d
 def quiet_mlflow():
@@ -55,20 +216,25 @@ def _ensure_experiment(experiment: str, root) -> None:
             if client.get_experiment_by_name(experiment) is None: raise
 
 def setup_mlflow(experiment: str = EXPERIMENT, artifacts_dir=None, attempts: int = 5) -> str:
-    "Point MLflow at the store of `tracking_location(artifacts_dir)`, create and select `experiment`; returns the tracking URI."
+    "Check or create the store of `tracking_location(artifacts_dir)`, point MLflow at it, select `experiment`; returns its URI."
     quiet_mlflow()
     uri, root = tracking_location(artifacts_dir)
-    if uri.startswith('sqlite:///'): Path(uri[len('sqlite:///'):]).parent.mkdir(parents=True, exist_ok=True)
+    registry = registry_location(artifacts_dir)
+    ensure_store(uri, root)
+    if registry != uri: ensure_store(registry)
+    user_env = {k: os.environ.get(k) for k in (TRACKING_ENV, REGISTRY_ENV)}
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_registry_uri(registry)
+    for k, v in user_env.items():  # MLflow copies the URIs into the environment: keep only what the user set there
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
     for i in range(attempts):
-        # several processes (a batch with --jobs 2) may create a new sqlite store at once: the loser of the race
-        # sees "table ... already exists" while the winner migrates; waiting and retrying is enough
         try: _ensure_experiment(experiment, root); break
-        except Exception as e:
-            if i == attempts - 1 or 'already exists' not in str(e) and 'locked' not in str(e): raise
+        except Exception as e:  # several writers on one SQLite file: a busy database is worth a short wait
+            if i == attempts - 1 or 'locked' not in str(e): raise
             time.sleep(1 + i)
     mlflow.set_experiment(experiment)
+    fail_stale_runs()
     return uri
 
 # %% ../nbs/21_tracking.ipynb #1193e3b1
@@ -266,6 +432,7 @@ def log_forecaster(forecaster, name: str = 'model', metadata: dict|None = None, 
 
 # %% ../nbs/21_tracking.ipynb #2778163c
 VAL_METRIC = 'val_rel_mae'
+PROMOTION_MARGIN = 0.02  # relative improvement of val_rel_mae over the champion's needed to be promoted
 
 def registered_name(coin: str) -> str:
     "The registered model of `coin`: `cryptoforecast-BTC`."
@@ -288,26 +455,52 @@ def _version_score(client: MlflowClient, mv) -> float:
     t = (mv.tags or {}).get(VAL_METRIC)
     return float(t) if _finite(t) else math.inf
 
-def register_and_promote(run_id: str, coin: str, val_rel_mae: float, artifact_path: str = 'model', card: str|None = None) -> dict:
-    "Register run `run_id`'s model for `coin` as `challenger`; make it `champion` if its `val_rel_mae` beats the champion's."
+def _evaluation_tags(evaluation: dict|None) -> dict[str, str]:
+    return {f"eval.{k}": str(v)[:_MAX_PARAM] for k, v in sorted((evaluation or {}).items())}
+
+def promotion_decision(score: float, evaluation: dict|None, champion_score: float, champion_tags: dict,
+                       margin: float = PROMOTION_MARGIN) -> tuple[bool, str]:
+    "`(promote?, reason)` for a challenger with `score` and `evaluation` settings against a champion's score and tags."
+    mine = _evaluation_tags(evaluation)
+    theirs = {k: v for k, v in (champion_tags or {}).items() if k.startswith('eval.')}
+    if mine and not theirs: return False, 'the champion records no evaluation settings: not comparable (move the alias by hand)'
+    differ = sorted(k[len('eval.'):] for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ: return False, f"evaluated differently from the champion ({', '.join(differ)}): not comparable"
+    threshold = champion_score * (1 - margin)
+    if score < threshold:
+        return True, f"val_rel_mae {score:.4g} beats the champion's {champion_score:.4g} by more than the {margin:.0%} margin"
+    return False, (f"val_rel_mae {score:.4g} is not below {threshold:.4g} "
+                   f"(the champion's {champion_score:.4g} less the {margin:.0%} margin)")
+
+def register_and_promote(run_id: str, coin: str, val_rel_mae: float, artifact_path: str = 'model', card: str|None = None,
+                         evaluation: dict|None = None, margin: float = PROMOTION_MARGIN) -> dict:
+    "Register run `run_id`'s model for `coin` as `challenger`; `champion` if it beats the champion's `val_rel_mae`, like with like."
     if not _finite(val_rel_mae): raise ValueError(f"{coin}: val_rel_mae must be a finite number, got {val_rel_mae!r}")
     client, name, score = MlflowClient(), registered_name(coin), float(val_rel_mae)
     client.log_metric(run_id, VAL_METRIC, score)
     try: client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description=f"Multi-horizon forecaster of {coin.upper()} (1/7/30-day log returns)")
-    mv = client.create_model_version(name, _logged_model_uri(run_id, artifact_path), run_id=run_id,
-                                     tags={VAL_METRIC: str(score), 'coin': coin.upper()})
-    version = int(mv.version)
-    client.set_registered_model_alias(name, 'challenger', str(version))
     try: champion = client.get_model_version_by_alias(name, 'champion')
     except mlflow.exceptions.MlflowException: champion = None
-    promoted = champion is None or score < _version_score(client, champion)
+    mv = client.create_model_version(name, _logged_model_uri(run_id, artifact_path), run_id=run_id,
+                                     tags={VAL_METRIC: str(score), 'coin': coin.upper(), **_evaluation_tags(evaluation)})
+    version = int(mv.version)
+    client.set_registered_model_alias(name, 'challenger', str(version))
+    if champion is None: promoted, reason, evidence = True, 'first version of the model', {}
+    else:
+        champion_score = _version_score(client, champion)
+        promoted, reason = promotion_decision(score, evaluation, champion_score, champion.tags, margin)
+        evidence = {'promotion.champion_version': champion.version, 'promotion.champion_val_rel_mae': str(champion_score),
+                    'promotion.margin': str(margin), 'promotion.threshold': str(champion_score * (1 - margin))}
     if promoted: client.set_registered_model_alias(name, 'champion', str(version))
+    decision = 'promoted to champion' if promoted else f"kept champion v{champion.version}"
+    for k, v in {'promotion.decision': decision, 'promotion.reason': reason, **evidence}.items():
+        client.set_model_version_tag(name, str(version), k, str(v))
     if card is not None:
         client.log_text(run_id, card, 'model_card.md')
         client.update_model_version(name, str(version), description=card)
-    return dict(version=version, champion_version=version if promoted else int(champion.version), promoted=promoted)
+    return dict(version=version, champion_version=version if promoted else int(champion.version), promoted=promoted, reason=reason)
 
 # %% ../nbs/21_tracking.ipynb #ef66b4bf
 def file_sha256(path) -> str:

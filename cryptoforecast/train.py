@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_train.ipynb #197fe0af
 from __future__ import annotations
-import argparse, json, os, sys, time, traceback, warnings
+import json, os, shutil, socket, sys, tempfile, time, traceback, warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +12,17 @@ import pandas as pd
 
 from .config import get_config
 from .cli import UserError
+from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
-from .backtest import MIN_TRAIN, VAL_SIZE, model_factory
+from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, model_factory
 
 # %% auto #0
-__all__ = ['DEEP', 'DEFAULT_MODELS', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'ensemble_summary', 'train_coin',
-           'track_run', 'train_cli']
+__all__ = ['DEEP', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'write_text',
+           'write_json', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run',
+           'train_parser', 'parse_train_args', 'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = ('lstm', 'transformer')
@@ -87,6 +89,23 @@ def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsample
     p = Path(out_dir)/f"shap_{model.name}.png"; fig.savefig(p, dpi=100); plt.close(fig)
     return [p]
 
+# %% ../nbs/23_train.ipynb #b8b0f968
+def write_text(path, text: str) -> Path:
+    "Write `text` to `path` atomically: a uniquely named temporary file beside it, then `os.replace`."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w') as f: f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+def write_json(path, obj) -> Path:
+    "Write `obj` as indented JSON to `path` atomically (values JSON does not know become strings)."
+    return write_text(path, json.dumps(obj, indent=1, default=str))
+
 # %% ../nbs/23_train.ipynb #a5daaee8
 def ensemble_summary(metrics: pd.DataFrame, ens) -> dict|None:
     "Mean member weights per horizon, and whether the ensemble beats every member and the random walk."
@@ -113,23 +132,86 @@ def _data_summary(df: pd.DataFrame, frame: pd.DataFrame, universe: dict) -> dict
                 features=len([c for c in frame.columns if c not in df.columns and not c.startswith('target_')]),
                 universe_hashes={s: d.attrs.get('sha256') for s, d in sorted(universe.items())})
 
+def evaluation_settings(cfg, folds, data: dict, walk_forward: bool) -> dict:
+    "What a run's validation score depends on besides its models; the registry promotes only between equal settings."
+    split = f"walk-forward {len(folds)} folds, val {VAL_SIZE} days, train >= {MIN_TRAIN} days" if walk_forward else 'chronological'
+    return dict(horizons=','.join(map(str, cfg.horizons)), split=split, data_sha256=data.get('sha256'),
+                val_periods=';'.join(f"{f.val[0].date()}..{f.val[-1].date()}" for f in folds))
+
+def _run_name(coin_dir: Path, seed: int) -> str:
+    "`<UTC time>-s<seed>`, with `-2`, `-3`, ... when a run of that name is already there."
+    base = f"{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}"
+    run, i = base, 1
+    while (coin_dir/run).exists():
+        i += 1
+        run = f"{base}-{i}"
+    return run
+
+PARTIAL, OWNER = '.partial', '.owner.json'  # a run folder being written, and the file naming its process
+
+def sweep_partial_runs(coin_dir) -> list[Path]:
+    "Remove the temporary run folders in `coin_dir` whose process on this host has ended: what killed runs left behind."
+    from cryptoforecast.tracking import TAG_HOST, TAG_PID, TAG_PID_START, process_alive
+    out = []
+    for d in Path(coin_dir).glob(f".*{PARTIAL}"):
+        try: owner = json.loads((d/OWNER).read_text())
+        except (OSError, ValueError): continue  # created this instant, or not a run's
+        if owner.get(TAG_HOST) != socket.gethostname() or process_alive(int(owner[TAG_PID]), owner.get(TAG_PID_START)): continue
+        shutil.rmtree(d, ignore_errors=True)
+        out.append(d)
+    return out
+
 def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
-               models=DEFAULT_MODELS, track: bool = True, explain: bool = True, progress: bool = True, horizons=None) -> dict:
+               models=DEFAULT_MODELS, track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
+               register: bool = True) -> dict:
     "Run the whole pipeline for `coin`; returns a summary with the paths written and the headline relative MAE per horizon."
     t0 = time.time()
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+        raise UserError(f"epochs must be a whole number of at least 1, got {epochs!r}")
+    names = [m for m in models if m != 'ensemble']
+    if not names: raise UserError(f"no model to train in {list(models)!r}: the ensemble needs members")
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
     art = Path(artifacts_dir or cfg.artifacts_dir).resolve()
     coin = coin.upper()
+    if track:  # a broken store is refused now, not after the training
+        from cryptoforecast.tracking import setup_mlflow
+        setup_mlflow(artifacts_dir=art)
     universe = universe if universe is not None else load_universe(data_dir)
     if coin not in universe: raise UserError(f"no data for {coin}")
     market = market_context(universe) if 'BTC' in universe else None  # no cross-asset features without BTC
     frame = build_features(universe[coin], market=market, horizons=cfg.horizons)
     folds = make_folds(frame, cfg, walk_forward)
-    run = f"{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}"
-    run_dir = art/coin/run; plots_dir = run_dir/'plots'; shap_dir = run_dir/'shap'
-    for d in (plots_dir, shap_dir): d.mkdir(parents=True, exist_ok=True)
-    names = [m for m in models if m != 'ensemble']
+    coin_dir = art/coin
+    coin_dir.mkdir(parents=True, exist_ok=True)
+    sweep_partial_runs(coin_dir)
+    run = _run_name(coin_dir, seed)
+    final_dir = coin_dir/run
+    # everything is written into a hidden temporary folder, renamed to the run's name at the very end
+    run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
+    final = lambda p: str(final_dir/Path(p).relative_to(run_dir))
+    try:
+        from cryptoforecast.tracking import process_tags
+        write_json(run_dir/OWNER, process_tags())
+        report = _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, art, epochs, ensemble, tune,
+                             tune_trials, tune_models, walk_forward, seed, track, explain, progress, register)
+        report['seconds'] = round(time.time() - t0, 1)
+        write_json(run_dir/'report.json', report)
+        (run_dir/OWNER).unlink()
+        os.rename(run_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        try: coin_dir.rmdir()  # only when empty: the coin's first run failed
+        except OSError: pass
+        raise
+    return dict(coin=coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
+                rel_mae=report['headline']['rel_mae'], headline=report['headline']['model'], seconds=report['seconds'],
+                mlflow=report.get('mlflow'))
+
+def _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, art, epochs, ensemble, tune, tune_trials,
+                tune_models, walk_forward, seed, track, explain, progress, register) -> dict:
+    "Tune, fit, score, save, plot, explain and track one run, writing into `run_dir`; returns the report (paths via `final`)."
+    plots_dir, shap_dir = run_dir/'plots', run_dir/'shap'
     # tuning: on the validation parts only; the tuned params feed the final fit
     tuning, params = {}, {}
     if tune:
@@ -155,27 +237,30 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
     headline = _headline(metrics, fitted)
     rel = {int(h): float(v) for h, v in metrics[metrics['model'] == headline].set_index('horizon')['rel_mae'].items()}
     val_rel = float(val_metrics[val_metrics['model'] == headline]['rel_mae'].mean())
-    # save models
+    # save models: each run keeps its own
     model_paths = {}
     for name, m in fitted.items():
-        target = art/coin/name
-        model_paths[name] = str(m.save(target if name in DEEP else target/'model.pkl'))
+        target = run_dir/'models'/name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        model_paths[name] = final(m.save(target if name in DEEP else target/'model.pkl'))
     test.to_parquet(run_dir/'predictions.parquet')
     forecast = fitted[headline].predict_frame(frame.iloc[-(cfg.lookback + max(cfg.horizons)):])
     forecast = forecast[forecast['origin'] == forecast['origin'].max()]
     forecast.to_parquet(run_dir/'forecast.parquet')
     # plots
-    from cryptoforecast.plots import save_all_plots
+    from cryptoforecast import plots as plotting
     histories = {n: fitted[n].history for n in DEEP if n in fitted}
     importance = fitted['lightgbm'].feature_importance() if 'lightgbm' in fitted else None
     attention = None
     if 'lstm' in fitted:
         Xw, _, ow = folds[-1].windows('test', fitted['lstm'].lookback)
         attention = (fitted['lstm'].attention_weights(Xw), ow)
-    plots = save_all_plots(plots_dir, histories=histories, predictions=test, metrics=metrics, importance=importance,
-                           attention=attention, weights=weights)
+    plots = plotting.save_all_plots(plots_dir, histories=histories, predictions=test, metrics=metrics, importance=importance,
+                                    attention=attention, weights=weights)
     shap_files = []
-    if explain:
+    explained = [n for n in ('lightgbm', *DEEP) if n in fitted] if explain else []
+    if explained:
+        shap_dir.mkdir()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             if 'lightgbm' in fitted: shap_files += shap_lightgbm(fitted['lightgbm'], folds[-1], shap_dir, seed=seed)
@@ -183,41 +268,41 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
                 if n in fitted:
                     try: shap_files += shap_keras(fitted[n], folds[-1], shap_dir, seed=seed)
                     except Exception as e: warnings.warn(f"{coin}: SHAP for {n} failed: {e}")
+        if not any(shap_dir.iterdir()): shap_dir.rmdir()
     from cryptoforecast.tracking import git_commit
     cov = metrics[['model', 'horizon', 'cov80', 'width80', 'cov95', 'width95']]
+    data = _data_summary(universe[coin], frame, universe)
     report = dict(coin=coin, run=run, created=pd.Timestamp.now(tz='UTC').isoformat(), seed=seed, code_version=git_commit(),
                   config={**cfg.as_dict(), 'epochs': epochs, 'ensemble': ensemble, 'tune': tune, 'walk_forward': walk_forward,
                           'models': list(fitted)},
                   folds=[dict(k=f.k, train=[str(f.train[0].date()), str(f.train[-1].date())], val=[str(f.val[0].date()), str(f.val[-1].date())],
                               test=[str(f.test[0].date()), str(f.test[-1].date())], features=len(f.features)) for f in folds],
-                  data=_data_summary(universe[coin], frame, universe),
+                  data=data, evaluation=evaluation_settings(cfg, folds, data, walk_forward),
                   metrics=json.loads(metrics.to_json(orient='records')),
                   uncertainty=json.loads(cov.to_json(orient='records')),
                   headline=dict(model=headline, rel_mae=rel, val_rel_mae=val_rel),
                   ensemble=ensemble_summary(metrics, fitted.get('ensemble')),
-                  tuning=tuning, models=model_paths, plots=[str(p) for p in plots], shap=[str(p) for p in shap_files],
+                  tuning=tuning, models=model_paths, plots=[final(p) for p in plots], shap=[final(p) for p in shap_files],
                   forecast=json.loads(forecast.to_json(orient='records', date_format='iso')))
-    mlflow_info = None
     if track:
-        mlflow_info = track_run(coin, run, report, metrics, fitted, folds[-1], plots_dir, run_dir, cfg, art, headline, val_rel)
-        report['mlflow'] = mlflow_info
-    report['seconds'] = round(time.time() - t0, 1)
-    (run_dir/'report.json').write_text(json.dumps(report, indent=1, default=str))
-    return dict(coin=coin, status='ok', run_dir=str(run_dir), report=str(run_dir/'report.json'), plots=str(plots_dir),
-                rel_mae=rel, headline=headline, seconds=report['seconds'], mlflow=mlflow_info)
+        report['mlflow'] = track_run(coin, run, report, metrics, fitted, folds[-1], plots_dir, run_dir, cfg, art, headline, val_rel,
+                                     register=register, evaluation=report['evaluation'])
+    return report
 
 # %% ../nbs/23_train.ipynb #c617f7a0
-def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg, art, headline, val_rel) -> dict:
-    "Log a training run to MLflow and register its headline model; returns run id, version and champion."
+def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg, art, headline, val_rel,
+              register: bool = True, evaluation: dict|None = None) -> dict:
+    "Log a training run to MLflow and (unless `register=False`) register its headline model; returns run id, version and champion."
     import mlflow
     from cryptoforecast import tracking as tr
     uri = tr.setup_mlflow(artifacts_dir=art)
-    with mlflow.start_run(run_name=f"{coin}-{run}") as r:
+    with mlflow.start_run(run_name=f"{coin}-{run}", tags=tr.process_tags()) as r:
         mlflow.set_tags({'coin': coin, 'headline_model': headline})
         tr.log_config({**cfg.as_dict(), **{k: v for k, v in report['config'].items() if k not in cfg.as_dict()}})
         for n, m in fitted.items():
             if getattr(m, 'history', None): tr.log_history(m.history, n)
         tr.log_metrics_table(metrics)
+        mlflow.log_metric(tr.VAL_METRIC, val_rel)
         if 'lightgbm' in fitted:
             X, _ = fold.tabular('val')
             lg = fitted['lightgbm']
@@ -228,43 +313,64 @@ def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg,
         card = tr.model_card(coin, metrics, model=headline, data_range=(report['data']['first'], report['data']['last']),
                              features=fold.features, seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
                              code_version=report['code_version'], run_id=r.info.run_id)
-        reg = tr.register_and_promote(r.info.run_id, coin, val_rel, 'model', card=card)
-        (run_dir/'model_card.md').write_text(card)
-        report_tmp = {**report, 'mlflow': {'run_id': r.info.run_id, **reg}}
-        (run_dir/'report.json').write_text(json.dumps(report_tmp, indent=1, default=str))
+        reg = tr.register_and_promote(r.info.run_id, coin, val_rel, 'model', card=card, evaluation=evaluation) if register else {}
+        write_text(run_dir/'model_card.md', card)
+        write_json(run_dir/'report.json', {**report, 'mlflow': {'run_id': r.info.run_id, **reg}})
         tr.log_outputs(plots_dir, run_dir/'report.json')
-    return dict(tracking_uri=uri, run_id=r.info.run_id, **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
+    return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=r.info.run_id, registered=bool(register),
+                **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
 
 # %% ../nbs/23_train.ipynb #f0d7f5ef
-def train_cli(argv: list[str]) -> int:
-    "`cryptoforecast train ...`"
-    p = argparse.ArgumentParser(prog='cryptoforecast train', description='Train, evaluate, track and report per coin.')
-    p.add_argument('--crypto', required=True, help='comma-separated tickers, e.g. BTC,ETH')
-    p.add_argument('--epochs', type=int, default=20, help='epochs for the deep models (default 20)')
+def train_parser() -> ArgParser:
+    "The arguments of `cryptoforecast train`, each checked as it is parsed."
+    from cryptoforecast.tuning import SEARCH_SPACES
+    p = ArgParser(prog='cryptoforecast train', description='Train, evaluate, track and report per coin.')
+    p.add_argument('--crypto', required=True, type=coins, help='comma-separated tickers, e.g. BTC,ETH')
+    p.add_argument('--epochs', type=positive_int, default=20, help='epochs for the deep models (default 20)')
     p.add_argument('--no-ensemble', action='store_true', help='skip the ensemble')
     p.add_argument('--tune', action='store_true', help='tune hyper-parameters with Optuna first')
-    p.add_argument('--tune-trials', type=int, default=20)
-    p.add_argument('--tune-models', default='lightgbm', help='comma-separated, from lightgbm,lstm,transformer')
+    p.add_argument('--tune-trials', type=positive_int, default=20, help='Optuna trials per tuned model (default 20)')
+    p.add_argument('--tune-models', type=names(SEARCH_SPACES, 'tunable model'), default=['lightgbm'],
+                   help=f"comma-separated, from {','.join(SEARCH_SPACES)} (default lightgbm)")
     p.add_argument('--walk-forward', action='store_true', help='walk-forward folds instead of one 70/15/15 split')
-    p.add_argument('--models', default=','.join(DEFAULT_MODELS), help='comma-separated models to train')
-    p.add_argument('--data-dir')
+    p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=list(DEFAULT_MODELS),
+                   help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default {','.join(DEFAULT_MODELS)})")
+    p.add_argument('--data-dir', type=existing_dir, help='the raw data folder (default: the config\'s)')
     p.add_argument('--artifacts-dir', default=None, help='default: artifacts/')
-    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--no-mlflow', action='store_true', help='do not log to MLflow')
+    p.add_argument('--no-register', action='store_true', help='log the MLflow run, but register no version and move no alias')
+    return p
+
+def parse_train_args(argv: list[str]):
+    "Parsed and cross-checked `train` arguments; any problem exits 2 with one line."
+    p = train_parser()
     a = p.parse_args(argv)
-    coins = [c.strip().upper() for c in a.crypto.split(',') if c.strip()]
-    models = [m.strip() for m in a.models.split(',') if m.strip()]
+    if not [m for m in a.models if m != 'ensemble']: p.error("argument --models: needs at least one model besides the ensemble")
+    if a.tune:
+        extra = [m for m in a.tune_models if m not in a.models]
+        if extra: p.error(f"argument --tune-models: {', '.join(extra)} not among --models ({','.join(a.models)})")
+    return a
+
+# %% ../nbs/23_train.ipynb #8101b4f1
+def train_cli(argv: list[str]) -> int:
+    "`cryptoforecast train ...`"
+    a = parse_train_args(argv)
+    art = Path(a.artifacts_dir or get_config().artifacts_dir).resolve()
+    if not a.no_mlflow:  # a broken store: one line now, not a failure after every coin's training
+        from cryptoforecast.tracking import setup_mlflow
+        setup_mlflow(artifacts_dir=art)
     universe = load_universe(a.data_dir)
-    missing = [c for c in coins if c not in universe]
+    missing = [c for c in a.crypto if c not in universe]
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     from tqdm.auto import tqdm
     rows = []
-    for coin in tqdm(coins, desc='coins', unit='coin', disable=None):
+    for coin in tqdm(a.crypto, desc='coins', unit='coin', disable=None):
         t0 = time.time()
         try:
             r = train_coin(coin, epochs=a.epochs, ensemble=not a.no_ensemble, tune=a.tune, tune_trials=a.tune_trials,
-                           tune_models=[m for m in a.tune_models.split(',') if m], walk_forward=a.walk_forward, seed=a.seed,
-                           artifacts_dir=a.artifacts_dir, universe=universe, models=models, track=not a.no_mlflow)
+                           tune_models=a.tune_models, walk_forward=a.walk_forward, seed=a.seed, artifacts_dir=art,
+                           universe=universe, models=a.models, track=not a.no_mlflow, register=not a.no_register)
             rows.append(dict(coin=coin, status='ok', seconds=round(time.time() - t0), model=r['headline'],
                              **{f"rel_mae_{h}d": v for h, v in r['rel_mae'].items()}, report=r['report']))
             print(f"{coin}: plots in {r['plots']}\n{coin}: report {r['report']}")
@@ -275,7 +381,9 @@ def train_cli(argv: list[str]) -> int:
     summary = pd.DataFrame(rows)
     print('\n' + summary.drop(columns=['report'], errors='ignore').to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if not a.no_mlflow:
-        from cryptoforecast.tracking import tracking_location
-        uri = tracking_location(Path(a.artifacts_dir or get_config().artifacts_dir).resolve())[0]
-        print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000  (then open http://127.0.0.1:5000)")
+        from cryptoforecast.tracking import tracking_location, registry_location
+        uri, registry = tracking_location(art)[0], registry_location(art)
+        reg = f" --registry-store-uri {registry}" if registry != uri else ''
+        print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}{reg} --host 127.0.0.1 --port 5000"
+              "  (then open http://127.0.0.1:5000)")
     return 1 if (summary['status'] != 'ok').any() else 0

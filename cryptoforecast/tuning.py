@@ -172,12 +172,13 @@ class MLflowTrials:
     "Optuna callback logging each finished trial as a nested MLflow run under one parent run for the study."
     def __init__(self, study_name: str, artifacts_dir=None):
         import mlflow
-        from cryptoforecast.tracking import setup_mlflow, EXPERIMENT
+        from cryptoforecast.tracking import setup_mlflow, process_tags, EXPERIMENT
         active = mlflow.active_run()
         if active is None: setup_mlflow(artifacts_dir=artifacts_dir)
         self.client = mlflow.MlflowClient()
         self.experiment_id = active.info.experiment_id if active else mlflow.get_experiment_by_name(EXPERIMENT).experiment_id
-        tags = {'optuna.study': study_name, **({'mlflow.parentRunId': active.info.run_id} if active else {})}
+        # the process tags let a later setup mark the study's run FAILED if this process is killed
+        tags = {'optuna.study': study_name, **process_tags(), **({'mlflow.parentRunId': active.info.run_id} if active else {})}
         self.parent = self.client.create_run(self.experiment_id, run_name=study_name, tags=tags).info.run_id
         self.study_name = study_name
 

@@ -49,9 +49,7 @@ def feature_frame(n=5) -> pd.DataFrame:
 def empty_db(tmp_path_factory) -> Path:
     "A migrated, empty MLflow SQLite database (creating one takes seconds; copying it takes none)."
     d = tmp_path_factory.mktemp('mlflow-template')
-    prev = mlflow.get_tracking_uri()
-    setup_mlflow('template', artifacts_dir=d)
-    mlflow.set_tracking_uri(prev)
+    tracking.ensure_store(f"sqlite:///{d / 'mlflow.db'}")   # not setup_mlflow: MLFLOW_TRACKING_URI would win over `d`
     return d / 'mlflow.db'
 
 
@@ -60,6 +58,8 @@ def store(empty_db, tmp_path, monkeypatch) -> Path:
     "A fresh tracking store in `tmp_path`, selected through MLFLOW_TRACKING_URI as a user would."
     shutil.copy(empty_db, tmp_path / 'mlflow.db')
     monkeypatch.setenv('MLFLOW_TRACKING_URI', f"sqlite:///{tmp_path}/mlflow.db")
+    # mlflow.set_registry_uri (as in the teardown below) also exports MLFLOW_REGISTRY_URI, which would win over the store
+    monkeypatch.delenv('MLFLOW_REGISTRY_URI', raising=False)
     prev = mlflow.get_tracking_uri()
     uri = setup_mlflow()
     assert uri == f"sqlite:///{tmp_path}/mlflow.db"
@@ -71,7 +71,9 @@ def train_run(coin: str, val_rel_mae: float, value: float = 0.0) -> dict:
     "One 'training run': log a forecaster, register it, promote if better."
     with mlflow.start_run() as run:
         log_forecaster(ConstantForecaster(coin, value))
-    return register_and_promote(run.info.run_id, coin, val_rel_mae)
+    res = register_and_promote(run.info.run_id, coin, val_rel_mae)
+    assert res['reason'] and MlflowClient().get_model_version(f"cryptoforecast-{coin}", str(res['version'])).tags['promotion.reason'] == res['reason']
+    return {k: v for k, v in res.items() if k != 'reason'}
 
 
 def aliases(coin: str) -> dict[str, int]:
@@ -93,6 +95,7 @@ def test_worse_second_version_is_only_challenger(store):
     assert train_run('BTC', 0.97) == dict(version=2, champion_version=1, promoted=False)
     assert aliases('BTC') == dict(champion=1, challenger=2)
     assert train_run('BTC', 0.95) == dict(version=3, champion_version=1, promoted=False)  # a tie does not promote
+    assert train_run('BTC', 0.94) == dict(version=4, champion_version=1, promoted=False)  # nor does noise inside the 2% margin
 
 
 def test_better_second_version_becomes_champion(store):

@@ -32,7 +32,10 @@ def test_train_outputs_tracking_and_failure_isolation(tmp_path):
     assert rep['data']['sha256'] and rep['data']['universe_hashes']['BTC'] == rep['data']['sha256']
     assert {'cov80', 'width80', 'cov95', 'width95'} <= set(rep['uncertainty'][0])
     assert rep['ensemble']['1']['mean_weights'] and len(rep['shap']) == 3
-    for m in ('naive', 'drift', 'lightgbm', 'ensemble'): assert (art/'BTC'/m/'model.pkl').exists()
+    # each run keeps its own model files, and the report points at them
+    for m in ('naive', 'drift', 'lightgbm', 'ensemble'):
+        assert rep['models'][m] == str(run_dir/'models'/m/'model.pkl') and Path(rep['models'][m]).exists()
+    assert sorted(p.name for p in (art/'BTC').iterdir()) == [run_dir.name], 'no shared model folders, no temporary run folder'
     fc = pd.read_parquet(run_dir/'forecast.parquet')
     assert fc['origin'].nunique() == 1 and sorted(fc['horizon']) == [1, 7, 30] and fc['actual'].isna().all()
     # MLflow: a run with the metrics, and version 1 of cryptoforecast-BTC is champion and challenger
