@@ -4,11 +4,11 @@
 
 # %% ../nbs/00_atomic.ipynb #125ec473
 from __future__ import annotations
-import contextlib, os, tempfile
+import contextlib, json, os, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_path', 'write_text', 'write_bytes', 'write_parquet', 'write_csv']
+__all__ = ['atomic_path', 'write_text', 'write_bytes', 'write_parquet', 'write_csv', 'write_json']
 
 # %% ../nbs/00_atomic.ipynb #cba5123e
 def _umask() -> int:
@@ -51,3 +51,7 @@ def write_csv(df, path, **kwargs) -> Path:
     "Write the frame `df` to `path` as CSV (no index unless asked), atomically."
     with atomic_path(path) as t: df.to_csv(t, **{'index': False, **kwargs})
     return Path(path)
+
+def write_json(path, obj) -> Path:
+    "Write `obj` as indented JSON to `path` atomically (values JSON does not know become strings)."
+    return write_text(path, json.dumps(obj, indent=1, default=str))

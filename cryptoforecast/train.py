@@ -12,7 +12,8 @@ import pandas as pd
 
 from .config import get_config
 from .cli import UserError
-from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg
+from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg, source_arg
+from .atomic import write_json, write_text
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
@@ -20,9 +21,9 @@ from .metrics import score_predictions
 from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, model_factory
 
 # %% auto #0
-__all__ = ['DEEP', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras', 'write_text',
-           'write_json', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run',
-           'train_parser', 'parse_train_args', 'train_cli']
+__all__ = ['DEEP', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras',
+           'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run', 'train_parser',
+           'parse_train_args', 'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = ('lstm', 'transformer')
@@ -88,23 +89,6 @@ def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsample
     ax.legend(title='horizon'); fig.tight_layout()
     p = Path(out_dir)/f"shap_{model.name}.png"; fig.savefig(p, dpi=100); plt.close(fig)
     return [p]
-
-# %% ../nbs/23_train.ipynb #b8b0f968
-def write_text(path, text: str) -> Path:
-    "Write `text` to `path` atomically: a uniquely named temporary file beside it, then `os.replace`."
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-def write_json(path, obj) -> Path:
-    "Write `obj` as indented JSON to `path` atomically (values JSON does not know become strings)."
-    return write_text(path, json.dumps(obj, indent=1, default=str))
 
 # %% ../nbs/23_train.ipynb #a5daaee8
 def ensemble_summary(metrics: pd.DataFrame, ens) -> dict|None:
@@ -336,6 +320,8 @@ def train_parser() -> ArgParser:
     p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=list(DEFAULT_MODELS),
                    help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default {','.join(DEFAULT_MODELS)})")
     p.add_argument('--data-dir', type=existing_dir, help='the raw data folder (default: the config\'s)')
+    p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
+                   help='use FILE for COIN (when two files of a coin disagree); repeatable')
     p.add_argument('--artifacts-dir', default=None, help='default: artifacts/')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--no-mlflow', action='store_true', help='do not log to MLflow')
@@ -360,9 +346,9 @@ def train_cli(argv: list[str]) -> int:
     if not a.no_mlflow:  # a broken store: one line now, not a failure after every coin's training
         from cryptoforecast.tracking import setup_mlflow
         setup_mlflow(artifacts_dir=art)
-    universe = load_universe(a.data_dir)
-    missing = [c for c in a.crypto if c not in universe]
-    if missing: raise UserError(f"no data for {', '.join(missing)}")
+    sources = dict(a.source or [])
+    load_universe(a.data_dir, a.crypto, sources=sources)  # a missing coin or files that disagree: one line, before training
+    universe = load_universe(a.data_dir, sources=sources)
     from tqdm.auto import tqdm
     rows = []
     for coin in tqdm(a.crypto, desc='coins', unit='coin', disable=None):
