@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## demo: install everything, then run the main job on $CRYPTOFORECAST_DATA_DIR (default data/raw):
-## list and check the data, then the quick training run for BTC and ETH (plots, report, MLflow run)
+## demo: install everything, then the quick run on the data folder (--data-dir rule: $CRYPTOFORECAST_DATA_DIR, else
+## data/raw with price files, else the embedded sample): list and check the data, train BTC and ETH (plots, report,
+## MLflow run; registry untouched), and say where everything is
+DEMO_COINS ?= BTC,ETH
 demo: $(STAMP)
 	$(BIN)/cryptoforecast data list
-	$(BIN)/cryptoforecast data check
-	$(BIN)/cryptoforecast train --crypto BTC,ETH --epochs 5 --no-ensemble
+	$(BIN)/cryptoforecast data check $(DEMO_COINS)
+	$(BIN)/cryptoforecast train --crypto $(DEMO_COINS) --epochs 5 --no-ensemble --no-register
+	@echo ""
+	@echo "dashboard: $(BIN)/cryptoforecast dashboard   (then open http://127.0.0.1:8866)"
+	@echo "commands:  $(BIN)/cryptoforecast --help       (or 'source $(BIN)/activate' once, then 'cryptoforecast ...')"
 
 ## sync-check: fail if nbdev-export or nbdev-clean would change the committed notebooks/package
 sync-check: $(STAMP)
