@@ -16,7 +16,11 @@ finished coin), so it can be carried on across sessions and machines:
 
     nice -n 19 .venv/bin/python benchmarks/skill.py --models naive,lightgbm,lstm,transformer,ensemble \\
         --epochs 5 --sample 20 --jobs 1 --cache-dir benchmarks/results/deep_skill \\
+        --source UNI=../shared/data/raw/cryptodatadownload/Binance_UNIUSDT_d.csv \\
         --out benchmarks/out/deep_skill_predictions.parquet
+
+(that run drew its sample when UNI's two disagreeing files were not yet refused: `--source` keeps UNI among the
+candidates, so the same 20 coins are drawn.)
 """
 import argparse, json, resource, sys, time
 from pathlib import Path
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
@@ -68,6 +73,8 @@ if __name__ == '__main__':
     p.add_argument('--cache-dir', default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
     p.add_argument('--out', default='benchmarks/out/skill_predictions.parquet')
     p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
+    p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
+                   help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
     a = p.parse_args()
     models = a.models.split(',')
     if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
@@ -75,7 +82,7 @@ if __name__ == '__main__':
     kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
     if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
-    universe = load_universe()
+    universe = load_universe(sources=dict(a.source or []))
     coins = [c.upper() for c in a.coins.split(',')] if a.coins else sorted(universe)
     if a.sample or a.cache_dir:
         coins, skipped = eligible(universe, coins, a)

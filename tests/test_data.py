@@ -57,13 +57,13 @@ def test_broken_corpus_is_complete():
 def test_broken_input_gives_one_line_error(case, tmp_path):
     folder = FIXTURES/'broken'/case
     (f,) = list(folder.iterdir())
-    r = run_cli('data', 'check', '--data-dir', folder, cwd=tmp_path)
+    cache = tmp_path/'cache'
+    r = run_cli('data', 'check', '--data-dir', folder, cwd=tmp_path, env={'CRYPTOFORECAST_CACHE_DIR': str(cache)})
     assert r.returncode == 2, r.stdout + r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith(f"error: {folder}/{f.name}: ") and BROKEN[case] in lines[0], lines[0]
     assert 'Traceback' not in r.stdout + r.stderr
-    cache = tmp_path/'data'/'processed'
     assert not cache.exists() or not any(cache.iterdir()), "a failing file must write nothing to the cache"
 
 def test_repairable_quirks_are_repaired_and_counted(tmp_path):
