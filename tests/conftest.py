@@ -13,6 +13,21 @@ def real_data_dir() -> Path:
 DATA_DIR = real_data_dir()
 needs_data = pytest.mark.skipif(not DATA_DIR.exists(), reason=f"real data not found at {DATA_DIR} (set CRYPTOFORECAST_DATA_DIR)")
 
+MLFLOW_URI_VARS = ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')
+
+@pytest.fixture(autouse=True)
+def no_mlflow_uris_in_the_environment():
+    """Each test starts and ends without MLflow URIs in the environment (`mlflow.set_tracking_uri` exports them there,
+    and a user's MLFLOW_TRACKING_URI wins over every store a test names)."""
+    saved = {k: os.environ.pop(k, None) for k in MLFLOW_URI_VARS}
+    yield
+    if 'mlflow' in sys.modules:  # put MLflow's in-process URIs back to their defaults
+        import mlflow
+        mlflow.set_tracking_uri(None); mlflow.set_registry_uri(None)
+    for k, v in saved.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+
 @pytest.fixture
 def data_dir() -> Path:
     if not DATA_DIR.exists(): pytest.skip(f"real data not found at {DATA_DIR}")

@@ -25,17 +25,6 @@ with mlflow.start_run(tags=process_tags()):
 print('done')
 """
 
-@pytest.fixture(autouse=True)
-def no_mlflow_uris_in_the_environment():
-    "Each test starts and ends without MLflow URIs in the environment: `mlflow.set_tracking_uri` exports them there."
-    saved = {k: os.environ.pop(k, None) for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
-    prev = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    yield
-    mlflow.set_tracking_uri(prev[0]); mlflow.set_registry_uri(prev[1])
-    for k, v in saved.items():
-        if v is None: os.environ.pop(k, None)
-        else: os.environ[k] = v
-
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI')}
     return {**env, 'PYTHONPATH': str(ROOT), **extra}

@@ -1,0 +1,152 @@
+"""What a new user's mistakes and damaged inputs give: each probe runs the installed command and prints its exit code
+and the first line it wrote to stderr, as a table (a Markdown table with --markdown).
+
+Run: .venv/bin/python benchmarks/fault_probes.py [--markdown]
+
+Every probe works in a fresh temporary folder with its own cache and artifacts, on the embedded sample or on small
+files it writes itself, so nothing here depends on the real data. A good answer is exit code 2 with one line
+`error: ...` naming the thing and the problem, and no traceback; the probes that feed good data expect exit 0.
+The heavier probes (kill -9 during the first MLflow store creation, concurrent store setups, the dashboard's kernels
+and signals) are tests: tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py.
+"""
+import argparse, gzip, os, shutil, subprocess, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+EXE = Path(sys.executable).parent/'cryptoforecast'
+SAMPLE = Path(__file__).resolve().parents[1]/'cryptoforecast'/'sample'
+
+def price_file(folder: Path, name: str, close, dates=None, symbol=None) -> Path:
+    "A small Yahoo-style daily file with the given closes (and a symbol column when given)."
+    dates = dates if dates is not None else pd.date_range('2024-01-01', periods=len(close), freq='D').strftime('%Y-%m-%d')
+    df = pd.DataFrame(dict(datetime=dates, open=close, high=[c * 1.01 for c in close], low=[c * 0.99 for c in close],
+                           close=close, volume=1e6))
+    if symbol: df.insert(1, 'symbol', symbol)
+    folder.mkdir(parents=True, exist_ok=True)
+    df.to_csv(folder/name, index=False)
+    return folder/name
+
+def sample_copy(folder: Path, coins=('BTC', 'ETH')) -> Path:
+    "The sample's files of `coins`, copied into `folder`."
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in coins: shutil.copy(SAMPLE/f"Binance_{c}USDT_d.csv.gz", folder)
+    return folder
+
+def bad_price(kind: str):
+    "A data folder whose XYZ file has a non-finite price or dates with UTC offsets."
+    def make(tmp: Path) -> list[str]:
+        close = [10. + i % 5 for i in range(60)]
+        if kind in ('inf', '1e309'):
+            f = price_file(tmp/'data', 'XYZ-USD_1d.csv', close)
+            text = f.read_text().splitlines()
+            text[6] = ','.join(text[6].split(',')[:4] + [kind] + text[6].split(',')[5:])
+            f.write_text('\n'.join(text) + '\n')
+        else:
+            days = pd.date_range('2024-01-01', periods=60, freq='D')
+            offsets = ['+09:00'] * 60 if kind == 'offset' else ['+09:00'] * 30 + ['+00:00'] * 30
+            price_file(tmp/'data', 'XYZ-USD_1d.csv', close, dates=[d.strftime('%Y-%m-%dT00:00:00') + o for d, o in zip(days, offsets)])
+        return ['data', 'check', '--data-dir', str(tmp/'data')]
+    return make
+
+def conflicting(tmp: Path) -> list[str]:
+    "ETH from the sample, and a second ETH file priced 1000 times lower."
+    d = sample_copy(tmp/'data', ('BTC', 'ETH'))
+    price_file(d, 'ETH-USD_1d.csv', [3.] * 400, dates=pd.date_range('2023-01-01', periods=400, freq='D').strftime('%Y-%m-%d'))
+    return ['train', '--crypto', 'ETH', '--models', 'naive', '--no-ensemble', '--no-mlflow', '--data-dir', str(d)]
+
+def evil_symbol(tmp: Path) -> list[str]:
+    price_file(tmp/'data', 'prices.csv', [10.] * 60, symbol='../../evil')
+    return ['data', 'check', '--data-dir', str(tmp/'data')]
+
+def damaged_cache(how: str):
+    "A first load fills the cache; then every entry is damaged (truncated, emptied, bit-flipped) or swapped."
+    def make(tmp: Path) -> list[str]:
+        d = sample_copy(tmp/'data')
+        run(['data', 'list', '--data-dir', str(d)], tmp)
+        entries = sorted((tmp/'cache').rglob('*.parquet'))
+        if how == 'swapped':
+            a, b = entries[:2]
+            a.write_bytes(b.read_bytes())
+        for e in entries if how != 'swapped' else []:
+            raw = e.read_bytes()
+            e.write_bytes(b'' if how == 'empty' else raw[:len(raw) // 2] if how == 'truncated'
+                          else raw[:len(raw) // 2] + bytes([raw[len(raw) // 2] ^ 0x10]) + raw[len(raw) // 2 + 1:])
+        return ['data', 'list', '--data-dir', str(d)]
+    return make
+
+def arguments(*argv):
+    return lambda tmp: list(argv)
+
+def empty_folder(tmp: Path) -> list[str]:
+    (tmp/'empty').mkdir()
+    return ['data', 'list', '--data-dir', str(tmp/'empty')]
+
+PROBES = {
+    'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
+    'train --epochs -3': arguments('train', '--crypto', 'BTC', '--epochs', '-3'),
+    'train --crypto ""': arguments('train', '--crypto', ''),
+    'train --models lightgbn': arguments('train', '--crypto', 'BTC', '--models', 'lightgbn'),
+    'train --seed 2**32': arguments('train', '--crypto', 'BTC', '--seed', str(2**32)),
+    'backtest --horizons 0': arguments('backtest', '--coins', 'BTC', '--horizons', '0'),
+    'backtest --horizons 7,abc': arguments('backtest', '--coins', 'BTC', '--horizons', '7,abc'),
+    'backtest --jobs 0': arguments('backtest', '--coins', 'BTC', '--jobs', '0'),
+    'backtest --test-size 0': arguments('backtest', '--coins', 'BTC', '--test-size', '0'),
+    'dashboard --port 99999': arguments('dashboard', '--port', '99999'),
+    'batch -p epochz 1': arguments('batch', '--crypto', 'BTC', '-p', 'epochz', '1'),
+    'site --runs /nonexistent': arguments('site', '--runs', '/nonexistent'),
+    'data list on an empty folder': empty_folder,
+    'data list, no data given (sample)': arguments('data', 'list'),
+    'inf price': bad_price('inf'),
+    '1e309 price': bad_price('1e309'),
+    'dates at +09:00 (consistent)': bad_price('offset'),
+    'dates with mixed offsets': bad_price('mixed'),
+    'two files of ETH disagree x1000': conflicting,
+    'symbol column ../../evil': evil_symbol,
+    'cache entries truncated': damaged_cache('truncated'),
+    'cache entries emptied': damaged_cache('empty'),
+    'cache entries bit-flipped': damaged_cache('flipped'),
+    'cache entry swapped (BTC under ETH)': damaged_cache('swapped'),
+}
+
+def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'CRYPTOFORECAST_CACHE_DIR': str(tmp/'cache'), 'HOME': str(tmp)}
+    env.pop('CRYPTOFORECAST_DATA_DIR', None)
+    env.pop('MLFLOW_TRACKING_URI', None)
+    return subprocess.run([str(EXE), *argv], cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+
+def probe(name: str) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        t0 = time.time()
+        r = run(PROBES[name](tmp), tmp)
+        lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith(('note:', 'reading'))]
+        extra = ''
+        if name.startswith('cache entr'):  # the frames served after the damage are the right coins' frames
+            out = dict(l.split()[:2] for l in r.stdout.splitlines() if l.strip())
+            extra = f"BTC first {out.get('BTC')}, ETH first {out.get('ETH')}"
+        return dict(probe=name, exit=r.returncode, lines=len(lines), traceback='Traceback' in r.stderr,
+                    first=(lines[0] if lines else extra or (r.stdout.splitlines() or [''])[0])[:140], seconds=round(time.time() - t0, 1))
+
+def concurrent_first_loads(n: int = 4) -> dict:
+    "`n` `data check` at once on an empty cache."
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        folder = sample_copy(tmp/'data', ('BTC', 'ETH', 'LTC'))
+        with ThreadPoolExecutor(n) as ex: codes = list(ex.map(lambda _: run(['data', 'check', '--data-dir', str(folder)], tmp).returncode, range(n)))
+        return dict(probe=f"{n} concurrent first loads", exit=max(codes), lines=0, traceback=False,
+                    first=f"exit codes {codes}", seconds=0.)
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--markdown', action='store_true', help='print a Markdown table')
+    a = ap.parse_args()
+    from tqdm.auto import tqdm
+    rows = [probe(n) for n in tqdm(PROBES, desc='probes', unit='probe')] + [concurrent_first_loads()]
+    table = pd.DataFrame(rows)
+    if a.markdown:
+        print('| probe | exit | stderr lines | traceback | first line |\n|---|---|---|---|---|')
+        for r in rows: print(f"| {r['probe']} | {r['exit']} | {r['lines']} | {'yes' if r['traceback'] else 'no'} | `{r['first']}` |")
+    else:
+        with pd.option_context('display.max_colwidth', 140, 'display.width', 250): print(table.to_string(index=False))
