@@ -116,6 +116,14 @@ def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:
     env.pop('MLFLOW_TRACKING_URI', None)
     return subprocess.run([str(EXE), *argv], cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
 
+def served_closes(tmp: Path, use_cache: bool = True) -> str:
+    "The last closes of BTC and ETH as the loader serves them from `tmp`'s data folder and cache."
+    code = ("import sys; from cryptoforecast.data import load_universe; "
+            f"u = load_universe(sys.argv[1], ['BTC', 'ETH'], use_cache={use_cache}); "
+            "print(', '.join(f\"{c} {u[c]['close'].iloc[-1]:.2f}\" for c in u))")
+    env = {**os.environ, 'CRYPTOFORECAST_CACHE_DIR': str(tmp/'cache')}
+    return subprocess.run([sys.executable, '-c', code, str(tmp/'data')], env=env, capture_output=True, text=True).stdout.strip()
+
 def probe(name: str) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -124,8 +132,7 @@ def probe(name: str) -> dict:
         lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith(('note:', 'reading'))]
         extra = ''
         if name.startswith('cache entr'):  # the frames served after the damage are the right coins' frames
-            out = dict(l.split()[:2] for l in r.stdout.splitlines() if l.strip())
-            extra = f"BTC first {out.get('BTC')}, ETH first {out.get('ETH')}"
+            extra = served_closes(tmp) + f" (from the files: {served_closes(tmp, use_cache=False)})"
         return dict(probe=name, exit=r.returncode, lines=len(lines), traceback='Traceback' in r.stderr,
                     first=(lines[0] if lines else extra or (r.stdout.splitlines() or [''])[0])[:140], seconds=round(time.time() - t0, 1))
 

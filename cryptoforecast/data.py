@@ -224,7 +224,7 @@ def symbol_from_name(path) -> tuple[str|None, str|None]:
 
 def identify(raw: pd.DataFrame, fmt: Format, path) -> tuple[str, str]:
     "The (symbol, quote) of a raw table: content first, file name second, quote USD when nothing says."
-    base = quote = None
+    base = quote = written = None
     vols = [c.split(' ', 1)[1].upper() for c in raw.columns if c.startswith('volume ')]
     if len(vols) == 2:
         qs = [v for v in vols if v in QUOTES]
@@ -233,7 +233,7 @@ def identify(raw: pd.DataFrame, fmt: Format, path) -> tuple[str, str]:
     if base is None and 'symbol' in fmt.cols:
         vals = raw[fmt.cols['symbol']].dropna().astype(str).unique()
         if len(vals) > 1: raise DataError(path, f"several symbols in one file: {', '.join(vals[:5])}")
-        if len(vals) == 1: base, quote = split_pair(vals[0])
+        if len(vals) == 1: (base, quote), written = split_pair(vals[0]), vals[0]
     if base is None or quote is None:
         nb, nq = symbol_from_name(path)
         base, quote = base or nb, quote or nq
@@ -242,7 +242,9 @@ def identify(raw: pd.DataFrame, fmt: Format, path) -> tuple[str, str]:
     if base is None: raise DataError(path, "cannot tell which coin this is (no symbol column, unrecognised file name)")
     base = SYMBOL_ALIASES.get(base, base)
     if not re.fullmatch(TICKER_PATTERN, base):
-        raise DataError(path, f"coin {base!r} is not a ticker (1-15 capital letters or digits, e.g. BTC): fix the symbol column or file name")
+        seen = f" (symbol column {written!r})" if written is not None and written != base else ''
+        raise DataError(path, f"coin {base!r}{seen} is not a ticker (1-15 capital letters or digits, e.g. BTC): "
+                              "fix the symbol column or file name")
     return base, quote or 'USD'
 
 # %% ../nbs/01_data.ipynb #1a436cd7
