@@ -128,32 +128,51 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
 # %% ../nbs/09_volatility.ipynb #39fce728
 class GARCHVol:
     "GARCH(1,1) (`o=0`) or GJR-GARCH(1,1) (`o=1`), Student-t, fitted by `arch` on the training returns, then filtered."
+    RISKMETRICS = {'mu': 0.0, 'omega': 0.0, 'alpha[1]': 0.06, 'gamma[1]': 0.0, 'beta[1]': 0.94}
+
     def __init__(self, o: int = 0, dist: str = 't'):
         self.o, self.dist = int(o), dist
         self.name = 'gjr' if self.o else 'garch'
 
+    def _sane(self, p: pd.Series, sd: float) -> bool:
+        "Whether fitted parameters describe a usable, non-explosive GARCH."
+        a, b, g, w, mu = (float(p.get(k, 0.0)) for k in ('alpha[1]', 'beta[1]', 'gamma[1]', 'omega', 'mu'))
+        return bool(np.isfinite([a, b, g, w, mu]).all() and w >= 0 and a >= 0 and b >= 0 and a + g >= 0
+                    and a + g / 2 + b <= 1 + 1e-6 and abs(mu) <= 5 * sd)
+
     def fit(self, fold: Fold):
         from arch import arch_model
-        r = 100 * daily_returns(fold.frame).loc[:_train_end(fold)].iloc[1:]
-        am = arch_model(r, mean='Constant', vol='GARCH', p=1, o=self.o, q=1, dist=self.dist, rescale=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            res = am.fit(disp='off', show_warning=False)
-        p = res.params
+        r = daily_returns(fold.frame).loc[:_train_end(fold)].iloc[1:]
+        self.scale_ = 100.0
+        while (self.scale_ * r).var() < 1 and self.scale_ < 1e8: self.scale_ *= 10
+        r = self.scale_ * r
+        self.fallback_, res = None, None
+        for mean in ('Constant', 'Zero'):
+            am = arch_model(r, mean=mean, vol='GARCH', p=1, o=self.o, q=1, dist=self.dist, rescale=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                res = am.fit(disp='off', show_warning=False)
+            if self._sane(res.params, float(r.std())): break
+            self.fallback_, res = 'zero_mean', None
+        p = res.params if res is not None else pd.Series(self.RISKMETRICS)
+        if res is None: self.fallback_ = 'riskmetrics'
         self.params_ = p
-        self.converged_ = int(res.convergence_flag) == 0
-        self.mu_, self.omega_, self.alpha_, self.beta_ = (float(p[k]) for k in ('mu', 'omega', 'alpha[1]', 'beta[1]'))
-        self.gamma_ = float(p['gamma[1]']) if self.o else 0.0
-        self.start_, self.sigma2_0_ = r.index[0], float(res.conditional_volatility.iloc[0]) ** 2
-        self.arch_sigma2_ = (res.conditional_volatility ** 2).to_numpy()   # in-sample, for the check below
+        self.converged_ = res is not None and int(res.convergence_flag) == 0
+        self.mu_, self.omega_, self.alpha_, self.beta_ = (float(p.get(k, 0.0)) for k in ('mu', 'omega', 'alpha[1]', 'beta[1]'))
+        self.gamma_ = float(p.get('gamma[1]', 0.0)) if self.o else 0.0
+        self.start_ = r.index[0]
+        if res is not None:
+            self.sigma2_0_ = float(res.conditional_volatility.iloc[0]) ** 2
+            self.arch_sigma2_ = (res.conditional_volatility ** 2).to_numpy()   # in-sample, for the check below
+        else: self.sigma2_0_, self.arch_sigma2_ = float((r ** 2).mean()), None
         return self
 
     @property
     def persistence(self) -> float: return self.alpha_ + self.gamma_ / 2 + self.beta_
 
     def one_step(self, fold: Fold) -> pd.Series:
-        "sigma^2_{t+1|t} in percent^2 on the fold's dates from the first training return on."
-        r = 100 * daily_returns(fold.frame).loc[self.start_:]
+        "sigma^2_{t+1|t} in fitted units (`scale_` x log return)^2 on the fold's dates from the first training return on."
+        r = self.scale_ * daily_returns(fold.frame).loc[self.start_:]
         s = garch_filter(r.to_numpy() - self.mu_, self.omega_, self.alpha_, self.beta_, self.gamma_, self.sigma2_0_)
         return pd.Series(s, index=r.index)
 
@@ -161,7 +180,7 @@ class GARCHVol:
         "h-day variance forecasts (log-return units) on every date of the fold's frame."
         s1 = self.one_step(fold)
         sums = garch_horizon_sums(s1.to_numpy(), self.omega_, self.persistence, tuple(fold.horizons))
-        return pd.DataFrame({h: pd.Series(sums[h] / 1e4, index=s1.index) for h in fold.horizons}).reindex(fold.frame.index)
+        return pd.DataFrame({h: pd.Series(sums[h] / self.scale_ ** 2, index=s1.index) for h in fold.horizons}).reindex(fold.frame.index)
 
 # %% ../nbs/09_volatility.ipynb #4be2ed97
 HAR_WINDOWS = {'d': 1, 'w': 5, 'm': 22}
@@ -174,9 +193,10 @@ def future_log_rv(rv: pd.Series, h: int) -> pd.Series:
     "log of the mean daily variance over the h days after each date (NaN where they go beyond the data)."
     return np.log(rv.rolling(int(h)).mean().shift(-int(h)))
 
-def training_origins(fold: Fold, h: int) -> pd.DatetimeIndex:
-    "The training origins whose h-day target ends on or before the last training origin."
-    return fold.train[fold.train + pd.Timedelta(days=int(h)) <= _train_end(fold)]
+def training_origins(fold: Fold, h: int, end=None) -> pd.DatetimeIndex:
+    "The training origins whose h-day target ends on or before the last training origin (and on or before `end`)."
+    end = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
+    return fold.train[fold.train + pd.Timedelta(days=int(h)) <= end]
 
 # %% ../nbs/09_volatility.ipynb #73580f14
 def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -218,29 +238,35 @@ class HARVol:
 class PooledHAR:
     "HAR-style log-variance features, centred per coin on its training level, one pooled OLS per horizon across coins."
     name = 'pooled_har'
-    def _features(self, fold: Fold) -> tuple[pd.Series, pd.DataFrame, float]:
+    def _features(self, fold: Fold, end=None, cache=None) -> tuple[pd.Series, pd.DataFrame, float]:
+        key = (id(fold), end)
+        if cache is not None and key in cache: return cache[key]
         rv = parkinson_variance(fold.frame)
         r2 = (daily_returns(fold.frame) ** 2).clip(lower=VAR_FLOOR)
         F = har_features(rv).assign(log_r2_w=np.log(r2.rolling(5).mean()), log_r2_m=np.log(r2.rolling(22).mean()))
-        level = float(np.log(rv.loc[fold.train[0]:_train_end(fold)]).mean())
-        return rv, F - level, level
+        stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
+        level = float(np.log(rv.loc[fold.train[0]:stop]).mean())
+        out = (rv, F - level, level)
+        if cache is not None: cache[key] = out
+        return out
 
-    def _rows(self, fold: Fold, h: int):
-        rv, F, level = self._features(fold)
-        rows = training_origins(fold, h)
+    def _rows(self, fold: Fold, h: int, end, cache=None):
+        rv, F, level = self._features(fold, end, cache)
+        rows = training_origins(fold, h, end)
         X, y = F.loc[rows].to_numpy(float), future_log_rv(rv, h).loc[rows].to_numpy(float) - level
         y2 = fold.frame.loc[rows, target_col(h)].to_numpy(float) ** 2 / np.exp(level)
         ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & np.isfinite(y2)
         return X[ok], y[ok], y2[ok]
 
-    def fit_many(self, folds):
-        "One pooled fit across the training parts of `folds` (one fold per coin)."
+    def fit_many(self, folds, end=None, cache=None):
+        "One pooled fit on the training parts of `folds` (one per coin), every row's target ending by `end`."
         folds = list(folds)
         if not folds: raise ValueError("PooledHAR.fit_many needs at least one fold")
+        self.end_ = min(_train_end(f) for f in folds) if end is None else pd.Timestamp(end)
         self.horizons = tuple(folds[0].horizons)
         self.coef_, self.scale_, self.coins_ = {}, {}, [f.coin for f in folds]
         for h in self.horizons:
-            parts = [self._rows(f, h) for f in folds]
+            parts = [self._rows(f, h, self.end_, cache) for f in folds]
             X, y, y2 = (np.concatenate([p[i] for p in parts]) for i in range(3))
             self.coef_[h] = _ols(X, y)
             self.scale_[h] = float(np.mean(y2 / (h * np.exp(_ols_predict(self.coef_[h], X)))))
@@ -268,11 +294,12 @@ def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bo
         for f in folds:
             out += [predictions(ESTIMATORS[e]().fit(f), f, parts).assign(fold=f.k) for e in estimators]
     if pooled:
-        ks = sorted({f.k for folds in folds_by_coin.values() for f in folds})
-        for k in ks:
-            same_k = [f for folds in folds_by_coin.values() for f in folds if f.k == k]
-            model = PooledHAR().fit_many(same_k)
-            out += [predictions(model, f, parts).assign(fold=k) for f in same_k]
+        every, cache = [f for folds in folds_by_coin.values() for f in folds], {}
+        for end in sorted({_train_end(f) for f in every}):
+            latest = [max(ok, key=_train_end) for folds in folds_by_coin.values()
+                      if (ok := [f for f in folds if _train_end(f) <= end])]
+            model = PooledHAR().fit_many(latest, end=end, cache=cache)
+            out += [predictions(model, f, parts).assign(fold=f.k) for f in every if _train_end(f) == end]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*PRED_COLUMNS, 'fold'])
 
 # %% ../nbs/09_volatility.ipynb #8304409e
