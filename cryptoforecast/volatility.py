@@ -73,7 +73,7 @@ def predictions(estimator, fold: Fold, parts=('val', 'test')) -> pd.DataFrame:
            for h in fold.horizons]
     return pd.concat(out, ignore_index=True)[PRED_COLUMNS]
 
-# %% ../nbs/09_volatility.ipynb #aadf68f3
+# %% ../nbs/09_volatility.ipynb #739062c4
 class RollingVol:
     "The baseline: the standard deviation of the last `window` daily returns, times sqrt(h)."
     def __init__(self, window: int = 30):
@@ -84,7 +84,7 @@ class RollingVol:
         daily = daily_returns(fold.frame).rolling(self.window).var()
         return pd.DataFrame({h: h * daily for h in fold.horizons})
 
-# %% ../nbs/09_volatility.ipynb #0ea0f528
+# %% ../nbs/09_volatility.ipynb #98107c80
 def ewma_variance(r, lam: float = 0.94, init: float|None = None) -> np.ndarray:
     "s_t = lam s_{t-1} + (1 - lam) r_t^2 (the forecast for t+1 made at t), with s_{-1} = `init` (default: r_0^2)."
     x2 = np.asarray(r, dtype=float) ** 2
@@ -92,6 +92,7 @@ def ewma_variance(r, lam: float = 0.94, init: float|None = None) -> np.ndarray:
     s, _ = lfilter([1 - lam], [1, -lam], x2, zi=[lam * init])
     return s
 
+# %% ../nbs/09_volatility.ipynb #c239818a
 class EWMAVol:
     "RiskMetrics EWMA of daily squared log returns; h-day variance = h x the daily forecast."
     name = 'ewma'
@@ -106,7 +107,7 @@ class EWMAVol:
         daily = pd.Series(ewma_variance(r.to_numpy(), self.lam, self.init_), index=r.index)
         return pd.DataFrame({h: h * daily for h in fold.horizons})
 
-# %% ../nbs/09_volatility.ipynb #ff7679a1
+# %% ../nbs/09_volatility.ipynb #2dc2626a
 def garch_filter(eps, omega: float, alpha: float, beta: float, gamma: float = 0.0, sigma2_0: float|None = None) -> np.ndarray:
     "One-step variance forecasts s_t = sigma^2_{t+1|t} of a GJR-GARCH(1,1) filtered over the residuals `eps`."
     e = np.asarray(eps, dtype=float)
@@ -125,7 +126,7 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
         if k in horizons: out[k] = total.copy()
     return out
 
-# %% ../nbs/09_volatility.ipynb #39fce728
+# %% ../nbs/09_volatility.ipynb #da1e1ef8
 class GARCHVol:
     "GARCH(1,1) (`o=0`) or GJR-GARCH(1,1) (`o=1`), Student-t, fitted by `arch` on the training returns, then filtered."
     RISKMETRICS = {'mu': 0.0, 'omega': 0.0, 'alpha[1]': 0.06, 'gamma[1]': 0.0, 'beta[1]': 0.94}
@@ -182,7 +183,7 @@ class GARCHVol:
         sums = garch_horizon_sums(s1.to_numpy(), self.omega_, self.persistence, tuple(fold.horizons))
         return pd.DataFrame({h: pd.Series(sums[h] / self.scale_ ** 2, index=s1.index) for h in fold.horizons}).reindex(fold.frame.index)
 
-# %% ../nbs/09_volatility.ipynb #4be2ed97
+# %% ../nbs/09_volatility.ipynb #f927ef8b
 HAR_WINDOWS = {'d': 1, 'w': 5, 'm': 22}
 
 def har_features(rv: pd.Series) -> pd.DataFrame:
@@ -198,7 +199,7 @@ def training_origins(fold: Fold, h: int, end=None) -> pd.DatetimeIndex:
     end = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
     return fold.train[fold.train + pd.Timedelta(days=int(h)) <= end]
 
-# %% ../nbs/09_volatility.ipynb #73580f14
+# %% ../nbs/09_volatility.ipynb #ba17f06a
 def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     "OLS coefficients of y on [1, X]."
     A = np.column_stack([np.ones(len(X)), X])
@@ -234,7 +235,7 @@ class HARVol:
         return pd.DataFrame({h: self.scale_[h] * h * np.exp(_ols_predict(self.coef_[h], X)) for h in fold.horizons},
                             index=F.index)
 
-# %% ../nbs/09_volatility.ipynb #d13587be
+# %% ../nbs/09_volatility.ipynb #db89a631
 class PooledHAR:
     "HAR-style log-variance features, centred per coin on its training level, one pooled OLS per horizon across coins."
     name = 'pooled_har'
@@ -281,7 +282,7 @@ class PooledHAR:
         return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + _ols_predict(self.coef_[h], X)) for h in fold.horizons},
                             index=F.index)
 
-# %% ../nbs/09_volatility.ipynb #fd8db36a
+# %% ../nbs/09_volatility.ipynb #56038f68
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
               'gjr': lambda: GARCHVol(o=1), 'har': HARVol}
 
@@ -302,7 +303,7 @@ def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bo
             out += [predictions(model, f, parts).assign(fold=f.k) for f in every if _train_end(f) == end]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*PRED_COLUMNS, 'fold'])
 
-# %% ../nbs/09_volatility.ipynb #8304409e
+# %% ../nbs/09_volatility.ipynb #a30aa1df
 def qlike_terms(y2, var) -> np.ndarray:
     "Per-row QLIKE y/v - log(y/v) - 1 of variance forecasts `var` against squared returns `y2` (NaN where y2 <= 0)."
     y2, var = np.asarray(y2, dtype=float), np.asarray(var, dtype=float)
@@ -316,6 +317,7 @@ def qlike(y2, var) -> float:
     q = q[np.isfinite(q)]
     return float(q.mean()) if len(q) else np.nan
 
+# %% ../nbs/09_volatility.ipynb #b6fd5a7b
 def score_volatility(preds: pd.DataFrame, by=('estimator', 'horizon')) -> pd.DataFrame:
     "QLIKE and MSE of `sigma^2` against `actual^2`, one row per group of `by`: n, n_qlike, qlike, mse."
     by = [by] if isinstance(by, str) else list(by)
@@ -327,7 +329,7 @@ def score_volatility(preds: pd.DataFrame, by=('estimator', 'horizon')) -> pd.Dat
     g = ok.groupby(by, sort=True)
     return pd.DataFrame({'n': g.size(), 'n_qlike': g['_q'].count(), 'qlike': g['_q'].mean(), 'mse': g['_se'].mean()}).reset_index()
 
-# %% ../nbs/09_volatility.ipynb #002c7fee
+# %% ../nbs/09_volatility.ipynb #6815615d
 def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',)) -> pd.DataFrame:
     "Median over coins of QLIKE / baseline QLIKE, share of coins below 1, and pooled QLIKE, per estimator and `by`."
     by = [by] if isinstance(by, str) else list(by)
