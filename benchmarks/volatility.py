@@ -64,18 +64,21 @@ def main():
     overall = relative_qlike(preds, 'roll30', by=['horizon'])
     best = overall[overall.estimator != 'roll30'].sort_values('median_ratio').groupby('horizon').head(1).sort_values('horizon')
     goal = {1: 0.90, 7: 0.92, 30: 0.85}
-    print("best per horizon: " + '; '.join(f"h={r.horizon} {r.estimator} {r.median_ratio:.3f} (goal <= {goal.get(r.horizon, float('nan')):.2f}), "
-                                           f"beats roll30 on {r.beats_base:.0%} of coins (goal >= 90%)" for r in best.itertuples()))
+    lines = [f"h={r.horizon} {r.estimator} {r.median_ratio:.3f} (goal <= {goal.get(r.horizon, float('nan')):.2f}), "
+             f"beats roll30 on {r.beats_base:.0%} of coins (goal >= 90%)" for r in best.itertuples()]
+    print("best per horizon: " + '; '.join(lines))
     print("\nMSE of the variance, pooled over coins and folds, relative to roll30's (dominated by the wildest days)")
     mse = score_volatility(preds).pivot(index='estimator', columns='horizon', values='mse')
     print((mse / mse.loc['roll30']).round(3).to_string())
     print("\nBy fold (median ratio over coins; share of coins beating roll30). Coins' histories end on different dates,"
           "\nso a fold number is not one calendar period; the split by year below is.")
     t = relative_qlike(preds, 'roll30', by=['horizon', 'fold'])
-    print(t.pivot_table(index=['estimator', 'fold'], columns='horizon', values=['median_ratio', 'beats_base']).round(2).to_string())
+    wide = t.pivot_table(index=['estimator', 'fold'], columns='horizon', values=['median_ratio', 'beats_base'])
+    print(wide.round(2).to_string())
     print("\nBy year of the test origin (median ratio over coins; share of coins beating roll30)")
     t = relative_qlike(preds, 'roll30', by=['horizon', 'year'])
-    print(t.pivot_table(index=['estimator', 'year'], columns='horizon', values=['median_ratio', 'beats_base', 'coins']).round(2).to_string())
+    wide = t.pivot_table(index=['estimator', 'year'], columns='horizon', values=['median_ratio', 'beats_base', 'coins'])
+    print(wide.round(2).to_string())
     print("\nseconds per estimator (all coins and folds): " + ', '.join(f"{k} {v:.1f}" for k, v in seconds.items()))
     print(f"wall time {time.perf_counter() - t0:.1f}s")
 

@@ -181,7 +181,8 @@ class GARCHVol:
         "h-day variance forecasts (log-return units) on every date of the fold's frame."
         s1 = self.one_step(fold)
         sums = garch_horizon_sums(s1.to_numpy(), self.omega_, self.persistence, tuple(fold.horizons))
-        return pd.DataFrame({h: pd.Series(sums[h] / self.scale_ ** 2, index=s1.index) for h in fold.horizons}).reindex(fold.frame.index)
+        var = pd.DataFrame({h: pd.Series(sums[h] / self.scale_ ** 2, index=s1.index) for h in fold.horizons})
+        return var.reindex(fold.frame.index)
 
 # %% ../nbs/09_volatility.ipynb #f927ef8b
 HAR_WINDOWS = {'d': 1, 'w': 5, 'm': 22}
@@ -327,7 +328,8 @@ def score_volatility(preds: pd.DataFrame, by=('estimator', 'horizon')) -> pd.Dat
     ok = ok.assign(_y2=ok['actual'].astype(float) ** 2, _v=ok['sigma'].astype(float) ** 2)
     ok = ok.assign(_q=qlike_terms(ok['_y2'], ok['_v']), _se=(ok['_y2'] - ok['_v']) ** 2)
     g = ok.groupby(by, sort=True)
-    return pd.DataFrame({'n': g.size(), 'n_qlike': g['_q'].count(), 'qlike': g['_q'].mean(), 'mse': g['_se'].mean()}).reset_index()
+    out = pd.DataFrame({'n': g.size(), 'n_qlike': g['_q'].count(), 'qlike': g['_q'].mean(), 'mse': g['_se'].mean()})
+    return out.reset_index()
 
 # %% ../nbs/09_volatility.ipynb #6815615d
 def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',)) -> pd.DataFrame:
