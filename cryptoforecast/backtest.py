@@ -15,7 +15,7 @@ from .args import ArgParser, existing_dir, names, positive_int, source_arg
 from .atomic import write_parquet
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
-from .cli import UserError
+from .errors import UserError
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import walk_forward

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .config import get_config
-from .cli import UserError
+from .errors import UserError
 from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg, source_arg
 from .atomic import write_json, write_text
 from .data import load_universe

@@ -102,7 +102,7 @@ DEEP_MODELS = ('lstm', 'transformer')
 # %% ../nbs/20_tuning.ipynb #deb90d0c
 def _check_model(model: str) -> str:
     if model not in SEARCH_SPACES:
-        from cryptoforecast.cli import UserError
+        from cryptoforecast.errors import UserError
         raise UserError(f"cannot tune {model!r}: no search space; tunable models are {', '.join(SEARCH_SPACES)}")
     return model
 
