@@ -101,6 +101,8 @@ class Forecaster:
         from cryptoforecast.dataset import Fold
         m = getattr(self, 'fold_meta_', None)
         if m is None: raise RuntimeError(f"{self.name}: fit on one coin's fold (or load a saved fit) before predict_frame")
+        unknown = [target_col(h) for h in self.horizons if target_col(h) not in frame]
+        if unknown: frame = frame.assign(**{c: np.nan for c in unknown})  # fresh data: outcomes not known yet
         origins = frame.index[m['lookback'] - 1:]
         empty = frame.index[:0]
         fold = Fold(m['coin'], frame, self.horizons, empty, empty, origins, m['features'], m['scaler'], None, {}, m['lookback'])

@@ -107,18 +107,26 @@ def _check_model(model: str) -> str:
         raise UserError(f"cannot tune {model!r}: no search space; tunable models are {', '.join(SEARCH_SPACES)}")
     return model
 
-def default_trial(model: str) -> dict:
-    "The trial parameters under which `model`'s search space gives the forecaster's own defaults."
-    _check_model(model)
-    if model.startswith('lightgbm'):
-        from cryptoforecast.lightgbm import LGB_DEFAULTS
-        return {k: LGB_DEFAULTS[k] for k in ('learning_rate', 'num_leaves', 'min_child_samples', 'subsample', 'colsample_bytree', 'reg_lambda')}
+def _lightgbm_default() -> dict:
+    from cryptoforecast.lightgbm import LGB_DEFAULTS
+    return {k: LGB_DEFAULTS[k] for k in ('learning_rate', 'num_leaves', 'min_child_samples', 'subsample', 'colsample_bytree', 'reg_lambda')}
+
+def _keras_default() -> dict:
     from cryptoforecast.deep import KerasForecaster
     d = _signature_defaults(KerasForecaster)
-    keras = {k: d[k] for k in ('lr', 'weight_decay', 'batch_size', 'dropout')}
-    if model == 'lstm': return {**keras, 'units_scale': 1.0}
+    return {k: d[k] for k in ('lr', 'weight_decay', 'batch_size', 'dropout')}
+
+def _lstm_default() -> dict: return {**_keras_default(), 'units_scale': 1.0}
+
+def _transformer_default() -> dict:
     from cryptoforecast.transformer import TransformerForecaster
-    return {**keras, 'width_scale': 1.0, 'num_layers': _signature_defaults(TransformerForecaster)['num_layers']}
+    return {**_keras_default(), 'width_scale': 1.0, 'num_layers': _signature_defaults(TransformerForecaster)['num_layers']}
+
+_DEFAULT_TRIALS = {lightgbm_space: _lightgbm_default, lstm_space: _lstm_default, transformer_space: _transformer_default}
+
+def default_trial(model: str) -> dict:
+    "The trial parameters under which `model`'s search space gives the forecaster's own defaults."
+    return _DEFAULT_TRIALS[SEARCH_SPACES[_check_model(model)]]()
 
 def params_of(model: str, trial_params: dict) -> dict:
     "The constructor arguments `model`'s search space gives for the trial parameters `trial_params`."
