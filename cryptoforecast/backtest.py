@@ -15,40 +15,20 @@ from .args import ArgParser, existing_dir, names, positive_int, source_arg
 from .atomic import write_parquet
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
-from .cli import UserError
+from .errors import UserError
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import walk_forward
 from .metrics import score_predictions
-from .forecaster import BASELINES
+from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
-__all__ = ['KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'model_factory', 'coin_folds', 'ensemble_members',
+__all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'coin_folds', 'ensemble_members',
            'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
-def model_factory(name: str, seed: int, **kw):
-    "A fresh forecaster by CLI name."
-    if name in BASELINES: return BASELINES[name](seed=seed)
-    if name in ('lightgbm', 'lightgbm_stacked'):
-        from cryptoforecast.lightgbm import LightGBMForecaster
-        m = LightGBMForecaster(mode='stacked' if name.endswith('stacked') else 'direct', seed=seed, **kw)
-        m.name = name
-        return m
-    if name == 'lightgbm_global':
-        from cryptoforecast.lightgbm import GlobalLightGBM
-        return GlobalLightGBM(seed=seed, **kw)
-    if name in ('lstm', 'transformer'):
-        import importlib
-        mod = importlib.import_module(f"cryptoforecast.{name}")
-        cls = getattr(mod, {'lstm': 'LSTMForecaster', 'transformer': 'TransformerForecaster'}[name])
-        return cls(seed=seed, **kw)
-    if name == 'ensemble':
-        from cryptoforecast.ensemble import EnsembleForecaster
-        return EnsembleForecaster(seed=seed, **kw)
-    raise UserError(f"unknown model {name!r}")
-
-KNOWN_MODELS = ['naive', 'drift', 'arima', 'lightgbm', 'lightgbm_stacked', 'lightgbm_global', 'lstm', 'transformer', 'ensemble']
+model_factory = make_model  # a fresh forecaster by registered name (the registry lives in `06_forecaster`)
+KNOWN_MODELS = model_names()
 
 # %% ../nbs/08_backtest.ipynb #f7a6602c
 VAL_SIZE, MIN_TRAIN = 90, 300  # the harness's walk-forward folds: validation days, and the fewest training days
@@ -70,28 +50,32 @@ def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progres
         except (ValueError, UserError) as e: skipped[c] = str(e)
     return out, skipped
 
-def ensemble_members(models, model_kwargs=None) -> tuple:
-    "The ensemble's members: its own `members` setting, else the other per-coin models asked for (two or more), else its defaults."
-    own = (model_kwargs or {}).get('ensemble', {}).get('members')
+def ensemble_members(models, model_kwargs=None, ensemble: str|None = None) -> tuple:
+    "An ensemble's members: its own `members` setting, else the other per-coin models asked for (two or more), else its defaults."
+    if ensemble is None: ensemble = next((m for m in models if model_entry(m).is_ensemble), model_names(is_ensemble=True)[0])
+    own = (model_kwargs or {}).get(ensemble, {}).get('members')
     if own: return tuple(own)
-    others = [m for m in models if m not in ('ensemble', 'lightgbm_global')]
+    others = [m for m in models if not (model_entry(m).is_ensemble or model_entry(m).is_global)]
     if len(others) >= 2: return tuple(others)
-    from cryptoforecast.ensemble import EnsembleForecaster
-    return EnsembleForecaster().members
+    return model_class(ensemble)().members
 
 def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None) -> pd.DataFrame:
-    "Test predictions of every per-coin model on every fold of one coin; the ensemble stacks the members fitted on the same fold."
+    "Test predictions of every per-coin model on every fold of one coin; an ensemble stacks the members fitted on the same fold."
     kw = model_kwargs or {}
-    ens_kw = {k: v for k, v in kw.get('ensemble', {}).items() if k not in ('members', 'member_kwargs')}
-    member_kw = kw.get('ensemble', {}).get('member_kwargs', {})
-    members = ensemble_members(models, kw) if 'ensemble' in models else ()
-    to_fit = [m for m in models if m != 'ensemble'] + [m for m in members if m not in models]
+    ensembles = [m for m in models if model_entry(m).is_ensemble]
+    members = {e: ensemble_members(models, kw, e) for e in ensembles}
+    member_kw = {}
+    for e in ensembles:
+        for name, v in kw.get(e, {}).get('member_kwargs', {}).items(): member_kw.setdefault(name, v)
+    singles = [m for m in models if m not in ensembles]
+    to_fit = list(dict.fromkeys(singles + [m for e in ensembles for m in members[e]]))
     out = []
     for f in folds:
-        fitted = {name: model_factory(name, seed, **kw.get(name, member_kw.get(name, {}))).fit(f) for name in to_fit}
-        if members:  # nothing is trained twice: a member asked for on its own is the same fitted model
-            from cryptoforecast.ensemble import EnsembleForecaster
-            fitted['ensemble'] = EnsembleForecaster.from_fitted({m: fitted[m] for m in members}, f, seed=seed, **ens_kw)
+        fitted = {name: make_model(name, seed, **kw.get(name, member_kw.get(name, {}))).fit(f) for name in to_fit}
+        for e in ensembles:  # nothing is trained twice: a member asked for on its own is the same fitted model
+            ens_kw = {k: v for k, v in kw.get(e, {}).items() if k not in ('members', 'member_kwargs')}
+            fitted[e] = model_class(e).from_fitted({m: fitted[m] for m in members[e]}, f, seed=seed, **ens_kw)
+            fitted[e].name = e
         out += [fitted[name].predict(f, 'test').assign(fold=f.k) for name in models]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
@@ -108,7 +92,8 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     missing = [c for c in coins if c not in universe]
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     folds, skipped = coin_folds(universe, coins, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
-    per_coin = [m for m in models if m != 'lightgbm_global']
+    per_coin = [m for m in models if not model_entry(m).is_global]
+    global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)
     results = {}
     if per_coin and jobs > 1:
@@ -119,12 +104,12 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     elif per_coin:
         for c, fs in tqdm(folds.items(), desc='coins', **bar): results[c] = fit_predict_coin(fs, per_coin, seed, model_kwargs)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
-    if 'lightgbm_global' in models:
-        groups = defaultdict(list)
-        for c in sorted(folds):
-            for f in folds[c]: groups[(f.train[-1], f.test[0])].append(f)
-        for key, members in tqdm(sorted(groups.items()), desc='global cut-offs', unit='cut-off', disable=None if progress else True):
-            m = model_factory('lightgbm_global', seed).fit_many(members)
+    groups = defaultdict(list)  # a global model fits every coin's fold of one cut-off at once
+    for c in sorted(folds):
+        for f in folds[c]: groups[(f.train[-1], f.test[0])].append(f)
+    for name in global_models:
+        for key, members in tqdm(sorted(groups.items()), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
+            m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(members)
             preds += [m.predict(f, 'test').assign(fold=f.k) for f in members]
     out = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     return out, skipped
@@ -174,8 +159,8 @@ def backtest_cli(argv: list[str]) -> int:
     "`cryptoforecast backtest ...`"
     a = backtest_parser().parse_args(argv)
     models = a.models
-    kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
-    if a.epochs and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
+    deep = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True)} if a.epochs else {}
+    kw = {**deep, **{e: {'member_kwargs': deep} for e in models if deep and model_entry(e).is_ensemble}}
     t0 = time.time()
     preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,
                                   a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs, sources=dict(a.source or []))

@@ -6,8 +6,10 @@
 from __future__ import annotations
 import importlib, os, sys
 
+from .errors import UserError  # defined below the CLI; `cli.UserError` stays importable
+
 # %% auto #0
-__all__ = ['COMMANDS', 'QUIET_ENV', 'UserError', 'quiet_tensorflow', 'main']
+__all__ = ['COMMANDS', 'QUIET_ENV', 'quiet_tensorflow', 'main']
 
 # %% ../nbs/90_cli.ipynb #693ade5a
 COMMANDS = {
@@ -19,9 +21,6 @@ COMMANDS = {
     'site':      ('cryptoforecast.site', 'site_cli', 'build the static report site'),
     'dashboard': ('cryptoforecast.dashboard', 'dashboard_cli', 'serve the Voila forecast dashboard'),
 }
-
-class UserError(Exception):
-    "An error the user can fix; the CLI prints it as one line and exits 2."
 
 def _usage() -> str:
     lines = ['usage: cryptoforecast COMMAND [ARGS ...]', '', 'commands:']

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-import inspect, json, math, time
+import inspect, json, math, pickle, time
 from contextlib import contextmanager
 from pathlib import Path
 from statistics import NormalDist
@@ -18,11 +18,12 @@ from keras import ops
 from fastcore.basics import patch
 from .metrics import QUANTILES
 from .forecaster import Forecaster
+from .atomic import write_bytes, write_text
 
 # %% auto #0
 __all__ = ['median_index', 'MonotoneQuantiles', 'GaussianQuantiles', 'PinballLoss', 'GaussianNLL', 'MedianAbsError',
            'OuterCoverage', 'WarmupCosine', 'seed_everything', 'has_gpu', 'precision_policy', 'make_dataset',
-           'KerasForecaster']
+           'KerasForecaster', 'shap_keras']
 
 # %% ../nbs/11_deep.ipynb #a0c17431
 def median_index(quantiles=QUANTILES) -> int:
@@ -181,6 +182,7 @@ class _EpochLog(keras.callbacks.Callback):
 class KerasForecaster(Forecaster):
     "Shared training, prediction and saving for Keras sequence models; subclasses provide `build_model(input_shape, n_horizons)`."
     name, conformal = 'keras', False   # the network forecasts its own quantiles
+    needs_windows = True
 
     def __init__(self, *, head: str = 'quantile', lookback: int = 60, epochs: int = 100,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4, schedule: str = 'cosine',
@@ -296,15 +298,22 @@ def _predict(self: KerasForecaster, fold, part: str):
     return q[..., median_index(self.quantiles)], q
 
 # %% ../nbs/11_deep.ipynb #c9a974c4
+_FOLD_META = 'fold_meta.pkl'  # the features, scaler and coin of the training fold, which `predict_frame` rebuilds
+
 @patch
 def save(self: KerasForecaster, path) -> Path:
-    "Save to directory `path` (`model.keras` + `forecaster.json`); returns the path."
+    "Save to directory `path` (`model.keras`, `forecaster.json`, and `fold_meta.pkl` for `predict_frame`); returns the path."
     if self.model is None: raise RuntimeError(f"{self.name}: nothing to save, the forecaster is not fitted")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    self.model.save(path / 'model.keras')
+    tmp = path / f".model.{os.getpid()}.{time.time_ns()}.keras"  # Keras wants the suffix; the rename makes it atomic
+    try:
+        self.model.save(tmp)
+        os.replace(tmp, path / 'model.keras')
+    finally: tmp.unlink(missing_ok=True)
+    if getattr(self, 'fold_meta_', None) is not None: write_bytes(path / _FOLD_META, pickle.dumps(self.fold_meta_))
     meta = dict(cls=type(self).__name__, params=self.get_params(), horizons=[int(h) for h in self.horizons], n_features=self.n_features,
                 y_scale=self.y_scale.tolist(), history=self.history)
-    (path / 'forecaster.json').write_text(json.dumps(meta, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    write_text(path / 'forecaster.json', json.dumps(meta, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
     return path
 
 @patch(cls_method=True)
@@ -318,4 +327,40 @@ def load(cls: KerasForecaster, path) -> KerasForecaster:
     self.horizons, self.n_features = tuple(meta['horizons']), meta['n_features']
     self.y_scale, self.history = np.asarray(meta['y_scale'], dtype='float32'), meta['history']
     self.model = keras.saving.load_model(path / 'model.keras', compile=False)
+    if (path / _FOLD_META).exists(): self.fold_meta_ = pickle.loads((path / _FOLD_META).read_bytes())
     return self
+
+# %% ../nbs/11_deep.ipynb #16d662ac
+def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsamples: int = 20, seed: int = 0) -> list[Path]:
+    "GradientExplainer on the median forecasts of a Keras forecaster: mean |SHAP| per feature and horizon (PNG + CSV)."
+    import shap, keras, matplotlib
+    matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    rng = np.random.default_rng(seed)
+    Xb = fold.windows('train', model.lookback)[0]; Xt = fold.windows('test', model.lookback)[0]
+    Xb = Xb[np.sort(rng.choice(len(Xb), min(n_background, len(Xb)), replace=False))]
+    Xt = Xt[np.sort(rng.choice(len(Xt), min(n, len(Xt)), replace=False))]
+    mid = median_index(model.quantiles)
+    head = keras.Model(model.model.inputs, keras.layers.Lambda(lambda q: q[:, :, mid])(model.model.outputs[0]))
+    vals = shap.GradientExplainer(head, Xb).shap_values(Xt, nsamples=nsamples)  # [n, L, F, H]
+    vals = np.asarray(vals)
+    if vals.ndim == 4 and vals.shape[0] == len(model.horizons) and vals.shape[-1] != len(model.horizons): vals = np.moveaxis(vals, 0, -1)
+    imp = pd.DataFrame(np.abs(vals).mean(axis=(0, 1)), index=fold.features, columns=[f"h{h}" for h in model.horizons])
+    imp.to_csv(Path(out_dir)/f"shap_{model.name}.csv")
+    top = imp.mean(axis=1).sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(8, 7))
+    imp.loc[top.index].plot.barh(ax=ax)
+    ax.set_title(f"{fold.coin}: mean |SHAP| of the {model.name} median forecast"); ax.set_xlabel('mean |SHAP| (log return)'); ax.set_ylabel('feature')
+    ax.legend(title='horizon'); fig.tight_layout()
+    p = Path(out_dir)/f"shap_{model.name}.png"; fig.savefig(p, dpi=100); plt.close(fig)
+    return [p]
+
+@patch
+def explain(self: KerasForecaster, fold, out_dir, seed: int = 0) -> list[Path]:
+    "Mean |SHAP| per feature and horizon of the median forecast (`shap_keras`)."
+    return shap_keras(self, fold, out_dir, seed=seed)
+
+@patch
+def log_to_mlflow(self: KerasForecaster, fold) -> list:
+    "The network in MLflow's keras flavour, with a signature from eight validation windows."
+    from cryptoforecast.tracking import log_keras
+    return [log_keras(self.model, fold.windows('val', self.lookback)[0][:8], name=self.name)]

@@ -198,9 +198,7 @@ def rescale_intervals(q: np.ndarray, origins: pd.DatetimeIndex, h: int, hist_ori
 # %% ../nbs/14_ensemble.ipynb #cf99f29b
 def member_forecast(model: Forecaster, fold, part: str) -> tuple[np.ndarray, np.ndarray]:
     "A fitted member's `(mean [n, H], quantiles [n, H, Q])` for `part`, conformal quantiles filled in, sorted."
-    mean, q = model._predict(fold, part)
-    if q is None: q = mean[:, :, None] + model._offsets(fold)[None]
-    return mean, np.sort(q, axis=-1)
+    return model.forecast(fold, part)
 
 def fold_actuals(fold, origins, horizons) -> np.ndarray:
     "Outcomes [n, H] (h-day log returns) at `origins`; only ever read for origins whose outcome is realised."
@@ -209,7 +207,7 @@ def fold_actuals(fold, origins, horizons) -> np.ndarray:
 # %% ../nbs/14_ensemble.ipynb #29ceb0cd
 class EnsembleForecaster(Forecaster):
     "Members stacked on validation forecasts per regime, weights adapted online from realised errors, quantiles averaged and re-calibrated."
-    name, conformal = 'ensemble', False
+    name, conformal, is_ensemble = 'ensemble', False, True
 
     def __init__(self, members=('naive', 'drift', 'lightgbm'), regime: str|None = 'vol', markov: bool = False,
                  kappa: float = 20.0, rw_weight: float = 0.5, halflife: float = 60.0, power: float = 1.0,
@@ -220,7 +218,9 @@ class EnsembleForecaster(Forecaster):
         self.kappa, self.rw_weight, self.halflife, self.power, self.scale_window = kappa, rw_weight, halflife, power, scale_window
         self.member_kwargs = member_kwargs or {}
         if len(set(self.members)) != len(self.members): raise ValueError(f"ensemble members must be distinct, got {self.members}")
-        if 'ensemble' in self.members: raise ValueError("an ensemble cannot be its own member")
+        from cryptoforecast.forecaster import MODELS
+        if any(MODELS[m].is_ensemble for m in self.members if m in MODELS):
+            raise ValueError(f"an ensemble cannot be a member of an ensemble, got {self.members}")
         self.weights_ = None
 
     def _outputs(self, fold, part):
@@ -237,16 +237,15 @@ class EnsembleForecaster(Forecaster):
         return np.stack([meta.get(lab, meta[None]) for lab in labels]) if len(labels) else np.zeros((0, len(self.members)))
 
     def _fit(self, fold):
-        from cryptoforecast.backtest import model_factory  # backtest imports every model: import late
-        self.members_ = [model_factory(m, self.seed, **self.member_kwargs.get(m, {})).fit(fold) for m in self.members]
+        from cryptoforecast.forecaster import make_model
+        self.members_ = [make_model(m, self.seed, **self.member_kwargs.get(m, {})).fit(fold) for m in self.members]
         self.fit_stack(fold)
 
     @classmethod
     def from_fitted(cls, members: dict, fold, **kwargs) -> EnsembleForecaster:
         "An ensemble of forecasters already fitted on `fold` (name -> forecaster), stacked on its validation part."
         self = cls(members=tuple(members), **kwargs)
-        self.horizons = tuple(fold.horizons)
-        self.fold_meta_ = dict(coin=fold.coin, features=list(fold.features), scaler=fold.scaler, lookback=fold.lookback, train=fold.train)
+        self._remember(fold)
         self.members_ = list(members.values())
         return self.fit_stack(fold)
 

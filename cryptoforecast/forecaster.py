@@ -4,7 +4,8 @@
 
 # %% ../nbs/06_forecaster.ipynb #cccf16fb
 from __future__ import annotations
-import pickle
+import importlib, pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,12 @@ import pandas as pd
 
 from .metrics import QUANTILES, quantile_col
 from .dataset import target_col
+from .atomic import write_bytes
+from .errors import UserError
 
 # %% auto #0
-__all__ = ['BASELINES', 'predictions_frame', 'conformal_offsets', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA']
+__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'conformal_offsets', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA',
+           'ModelEntry', 'register_model', 'model_names', 'model_entry', 'model_class', 'make_model']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
 def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons, mean: np.ndarray, q: np.ndarray,
@@ -46,7 +50,11 @@ def conformal_offsets(errors: np.ndarray) -> np.ndarray:
 class Forecaster:
     "Base class: fit on a fold, predict mean and quantiles of the h-day log return for every horizon."
     name = 'forecaster'
-    conformal = True  # point models: intervals from validation errors
+    conformal = True        # point models: intervals from validation errors
+    is_global = False       # fits across coins with `fit_many(folds)`
+    needs_windows = False   # a sequence model: lookback windows, `epochs`, a training `history`
+    is_ensemble = False     # combines other registered models (`from_fitted`)
+    history = None          # per-epoch training metrics, for models that train in epochs
 
     def __init__(self, seed: int = 42, **params):
         self.seed, self.params = seed, params
@@ -60,11 +68,15 @@ class Forecaster:
     def origins(self, fold, part) -> pd.DatetimeIndex: return getattr(fold, part)
     def _offsets(self, fold) -> np.ndarray: return self.offsets_  # conformal offsets [H, Q] for this fold's coin
 
-    def fit(self, fold) -> Forecaster:
-        "Fit on the fold's training part; calibrate intervals on its validation part."
+    def _remember(self, fold) -> None:
+        "Keep the horizons and what `predict_frame` needs to rebuild the inputs of `fold`'s kind on fresh data."
         self.horizons = tuple(fold.horizons)
         self.fold_meta_ = dict(coin=fold.coin, features=list(fold.features), scaler=fold.scaler, lookback=fold.lookback,
-                               train=fold.train)  # what `predict_frame` needs to rebuild the inputs
+                               train=fold.train)
+
+    def fit(self, fold) -> Forecaster:
+        "Fit on the fold's training part; calibrate intervals on its validation part."
+        self._remember(fold)
         self._fit(fold)
         if self.conformal:
             mean, _ = self._predict(fold, 'val')
@@ -72,34 +84,61 @@ class Forecaster:
             self.offsets_ = conformal_offsets(actual - mean)
         return self
 
-    def predict(self, fold, part: str = 'test') -> pd.DataFrame:
-        "The predictions frame for the origins of `part`."
+    def forecast(self, fold, part: str = 'test') -> tuple[np.ndarray, np.ndarray]:
+        "`(mean [n, H], quantiles [n, H, Q])` at the origins of `part`: point models' intervals filled in from calibration, sorted."
         mean, q = self._predict(fold, part)
         if q is None: q = mean[:, :, None] + self._offsets(fold)[None]
+        return mean, np.sort(q, axis=-1)
+
+    def predict(self, fold, part: str = 'test') -> pd.DataFrame:
+        "The predictions frame for the origins of `part`."
+        mean, q = self.forecast(fold, part)
         return predictions_frame(fold.coin, self.name, self.origins(fold, part), self.horizons, mean, q, fold.frame,
                                  scale=fold.mase_scale().reindex(self.horizons).to_numpy())
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         "Predictions for every origin of a feature `frame` (e.g. fresh data), with the training-time scaler and features."
         from cryptoforecast.dataset import Fold
-        m = self.fold_meta_
+        m = getattr(self, 'fold_meta_', None)
+        if m is None: raise RuntimeError(f"{self.name}: fit on one coin's fold (or load a saved fit) before predict_frame")
+        unknown = [target_col(h) for h in self.horizons if target_col(h) not in frame]
+        if unknown: frame = frame.assign(**{c: np.nan for c in unknown})  # fresh data: outcomes not known yet
         origins = frame.index[m['lookback'] - 1:]
         empty = frame.index[:0]
         fold = Fold(m['coin'], frame, self.horizons, empty, empty, origins, m['features'], m['scaler'], None, {}, m['lookback'])
-        mean, q = self._predict(fold, 'test')
-        if q is None: q = mean[:, :, None] + self._offsets(fold)[None]
+        mean, q = self.forecast(fold, 'test')
         return predictions_frame(fold.coin, self.name, self.origins(fold, 'test'), self.horizons, mean, q, frame)
 
+    def feature_importance(self) -> pd.Series|None:
+        "Importance per feature, largest first, for models that have one (else None)."
+        return None
+
+    def attention(self, fold, part: str = 'test') -> tuple[np.ndarray, pd.DatetimeIndex]|None:
+        "Attention weights `[n, lookback]` and their origins for models that attend over time (else None)."
+        return None
+
+    def explain(self, fold, out_dir, seed: int = 0) -> list[Path]:
+        "Write explanations (e.g. SHAP) of the fitted model on `fold`'s test part into `out_dir`; returns the files written."
+        return []
+
+    def log_to_mlflow(self, fold) -> list:
+        "Log the model's own native MLflow flavour(s) into the active run (besides the pyfunc every model gets); returns the infos."
+        return []
+
     def save(self, path) -> Path:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, 'wb') as f: pickle.dump(self, f)
-        return path
+        "Save into the folder `path` (`model.pkl`, written atomically); returns the file written."
+        path = Path(path); path.mkdir(parents=True, exist_ok=True)
+        return write_bytes(path/'model.pkl', pickle.dumps(self))
 
     @classmethod
     def load(cls, path):
+        "Load what `save` wrote: the folder `path`, or the pickle file itself."
+        path = Path(path)
+        if path.is_dir(): path = path/'model.pkl'
         with open(path, 'rb') as f: obj = pickle.load(f)
         if not isinstance(obj, cls): raise TypeError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}")
         return obj
+
 
 # %% ../nbs/06_forecaster.ipynb #d0691272
 def _train_returns(fold, window: int|None) -> pd.Series:
@@ -148,3 +187,55 @@ class ARIMA(Forecaster):
                          for h in self.horizons], 1), None
 
 BASELINES = {'naive': RandomWalk, 'drift': Drift, 'arima': ARIMA}
+
+# %% ../nbs/06_forecaster.ipynb #fa8267a1
+@dataclass(frozen=True)
+class ModelEntry:
+    "A registered model: its class by dotted path (`module:Class`), constructor defaults, and capabilities."
+    name: str
+    path: str
+    kwargs: dict = field(default_factory=dict)
+    is_global: bool = False
+    needs_windows: bool = False
+    is_ensemble: bool = False
+
+MODELS: dict[str, ModelEntry] = {}
+
+def register_model(name: str, path: str, *, is_global: bool = False, needs_windows: bool = False, is_ensemble: bool = False,
+                   **kwargs) -> ModelEntry:
+    "Register the class at `path` ('module:Class') under `name`, with constructor defaults `kwargs`; returns the entry."
+    if ':' not in path: raise ValueError(f"model path must be 'module:Class', got {path!r}")
+    MODELS[name] = ModelEntry(name, path, dict(kwargs), is_global, needs_windows, is_ensemble)
+    return MODELS[name]
+
+def model_names(**capabilities) -> list[str]:
+    "Registered names in registration order, those with the given capability values only (e.g. `needs_windows=True`)."
+    return [n for n, e in MODELS.items() if all(getattr(e, k) == v for k, v in capabilities.items())]
+
+def model_entry(name: str) -> ModelEntry:
+    "The registry entry of `name` (a `UserError` naming the known models when there is none)."
+    if name not in MODELS: raise UserError(f"unknown model {name!r}; known models are {', '.join(MODELS)}")
+    return MODELS[name]
+
+def model_class(name: str) -> type:
+    "The class of model `name`, imported now."
+    mod, qual = model_entry(name).path.split(':')
+    return getattr(importlib.import_module(mod), qual)
+
+def make_model(name: str, seed: int = 42, **kwargs) -> Forecaster:
+    "A fresh, unfitted forecaster `name`: its registered defaults, then `kwargs`."
+    e = model_entry(name)
+    m = model_class(name)(seed=seed, **{**e.kwargs, **kwargs})
+    m.name = name  # e.g. 'lightgbm_stacked' is a LightGBMForecaster in stacked mode
+    return m
+
+# %% ../nbs/06_forecaster.ipynb #32bf01a1
+register_model('naive', 'cryptoforecast.forecaster:RandomWalk')
+register_model('drift', 'cryptoforecast.forecaster:Drift')
+register_model('arima', 'cryptoforecast.forecaster:ARIMA')
+register_model('lightgbm', 'cryptoforecast.lightgbm:LightGBMForecaster')
+register_model('lightgbm_stacked', 'cryptoforecast.lightgbm:LightGBMForecaster', mode='stacked')
+register_model('lightgbm_global', 'cryptoforecast.lightgbm:GlobalLightGBM', is_global=True)
+register_model('lstm', 'cryptoforecast.lstm:LSTMForecaster', needs_windows=True)
+register_model('transformer', 'cryptoforecast.transformer:TransformerForecaster', needs_windows=True)
+register_model('ensemble', 'cryptoforecast.ensemble:EnsembleForecaster', is_ensemble=True);

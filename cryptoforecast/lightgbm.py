@@ -4,6 +4,8 @@
 
 # %% ../nbs/07_lightgbm.ipynb #9da606eb
 from __future__ import annotations
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import lightgbm as lgb
@@ -12,7 +14,7 @@ from .forecaster import Forecaster, conformal_offsets
 from .dataset import target_col
 
 # %% auto #0
-__all__ = ['LGB_DEFAULTS', 'EARLY_STOPPING', 'LightGBMForecaster', 'GlobalLightGBM']
+__all__ = ['LGB_DEFAULTS', 'EARLY_STOPPING', 'LightGBMForecaster', 'shap_lightgbm', 'GlobalLightGBM']
 
 # %% ../nbs/07_lightgbm.ipynb #f971a0bd
 LGB_DEFAULTS = dict(objective='l1', learning_rate=0.05, num_leaves=15, min_child_samples=40, subsample=0.8,
@@ -68,13 +70,41 @@ class LightGBMForecaster(Forecaster):
         imp = sum(pd.Series(m.booster_.feature_importance('gain'), index=m.booster_.feature_name()) for m in models)
         return imp.drop('horizon', errors='ignore').sort_values(ascending=False)
 
+    def explain(self, fold, out_dir, seed: int = 0) -> list[Path]:
+        "SHAP summaries of the trees on `fold`'s test rows (`shap_lightgbm`)."
+        return shap_lightgbm(self, fold, out_dir, seed=seed)
+
+    def log_to_mlflow(self, fold) -> list:
+        "Each horizon's booster in MLflow's lightgbm flavour (direct mode), with a signature from the validation rows."
+        from cryptoforecast.tracking import log_lightgbm
+        X, _ = fold.tabular('val')
+        return [log_lightgbm(self.models_[h], X, name=f"{self.name}_h{h}") for h in self.horizons] if self.mode == 'direct' else []
+
+def shap_lightgbm(model, fold, out_dir, n: int = 300, seed: int = 0) -> list[Path]:
+    "TreeExplainer summary (PNG) and values (parquet) per horizon of a fitted `LightGBMForecaster`."
+    import shap, matplotlib
+    matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    X, _ = fold.tabular('test')
+    X = X.sample(min(n, len(X)), random_state=seed).sort_index()
+    out = []
+    for h in model.horizons:
+        est = model.models_[h] if model.mode == 'direct' else model.model_
+        Xh = X if model.mode == 'direct' else X.assign(horizon=h)
+        vals = shap.TreeExplainer(est).shap_values(Xh)
+        pd.DataFrame(vals, index=Xh.index, columns=Xh.columns).to_parquet(Path(out_dir)/f"shap_lightgbm_h{h}.parquet")
+        plt.figure()
+        shap.summary_plot(vals, Xh, max_display=20, show=False)
+        plt.title(f"{fold.coin}: SHAP values of LightGBM, {h}-day log return"); plt.tight_layout()
+        p = Path(out_dir)/f"shap_lightgbm_h{h}.png"; plt.savefig(p, dpi=100); plt.close('all'); out.append(p)
+    return out
+
 # %% ../nbs/07_lightgbm.ipynb #86bc1ece
 from collections import Counter
 from sklearn.preprocessing import RobustScaler
 
 class GlobalLightGBM(LightGBMForecaster):
     "One LightGBM per horizon across coins: coin-normalised features and targets."
-    name = 'lightgbm_global'
+    name, is_global = 'lightgbm_global', True
     def __init__(self, n_features: int = 60, max_rows: int = 60_000, seed: int = 42, **params):
         super().__init__(seed=seed, **params)
         self.n_features, self.max_rows = n_features, max_rows
@@ -89,7 +119,9 @@ class GlobalLightGBM(LightGBMForecaster):
         return X, Y
 
     def fit_many(self, folds) -> GlobalLightGBM:
-        self.horizons = tuple(folds[0].horizons)
+        "One model per horizon on the training rows of every fold in `folds` (one per coin, the same cut-off)."
+        self._remember(folds[0])
+        if len(folds) > 1: self.fold_meta_ = None  # a bare feature frame does not say its coin: `predict_frame` needs one
         common = set.intersection(*(set(f.frame.columns) for f in folds))  # e.g. BTC has no beta-to-BTC columns
         counts = Counter(c for fold in folds for c in fold.features if c in common)
         self.features_ = [c for c, _ in counts.most_common(self.n_features)]
@@ -123,6 +155,8 @@ class GlobalLightGBM(LightGBMForecaster):
 
     def fit(self, fold): return self.fit_many([fold])
     def _offsets(self, fold): return self.offsets_[fold.coin]
+    def explain(self, fold, out_dir, seed: int = 0) -> list[Path]: return []  # trees on coin-normalised inputs: not explained yet
+    def log_to_mlflow(self, fold) -> list: return []  # its boosters take coin-normalised inputs: the pyfunc is the one to serve
 
     def _predict(self, fold, part):
         X, _ = self._coin_xy(fold, part)

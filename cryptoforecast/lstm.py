@@ -64,3 +64,8 @@ class LSTMForecaster(KerasForecaster):
         if len(X) == 0: return np.zeros((0, self.lookback), 'float32')
         probe = keras.Model(self.model.inputs, self.model.get_layer('attention').output[1])
         return np.asarray(probe.predict(make_dataset(X, batch_size=256), verbose=0), dtype='float32')
+
+    def attention(self, fold, part: str = 'test'):
+        "Attention weights `[n, lookback]` over the windows of `part`, and their origins."
+        X, _, origins = fold.windows(part, self.lookback)
+        return self.attention_weights(X), origins

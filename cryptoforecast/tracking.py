@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 import cryptoforecast
-from .cli import UserError
+from .errors import UserError
 from .config import get_config
 from .metrics import QUANTILES, PREDICTION_COLUMNS, quantile_col, coverage
 

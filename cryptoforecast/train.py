@@ -11,22 +11,24 @@ import numpy as np
 import pandas as pd
 
 from .config import get_config
-from .cli import UserError
+from .errors import UserError
 from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg, source_arg
 from .atomic import write_json, write_text
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
-from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, model_factory
+from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE
+from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
-__all__ = ['DEEP', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'shap_lightgbm', 'shap_keras',
-           'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run', 'train_parser',
-           'parse_train_args', 'train_cli']
+__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'ensemble_summary',
+           'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run', 'train_parser', 'parse_train_args',
+           'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
-DEEP = ('lstm', 'transformer')
+DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
+ENSEMBLE = model_names(is_ensemble=True)[0]   # the model the ensemble stage stacks the others with
 DEFAULT_MODELS = ('naive', 'drift', 'lightgbm', 'lstm', 'transformer')
 
 def make_folds(frame: pd.DataFrame, cfg, walk_forward: bool = False, n_folds: int = 3, test_size: int = 120) -> list:
@@ -41,54 +43,11 @@ def fit_models(folds, names, seed, params=None, epochs=None, progress=True) -> t
     jobs = [(i, f, n) for i, f in enumerate(folds) for n in names]
     for i, f, name in tqdm(jobs, desc='models', unit='model', disable=None if progress else True):
         kw = dict((params or {}).get(name, {}))
-        if name in DEEP and epochs: kw['epochs'] = epochs
-        m = model_factory(name, seed, **kw).fit(f)
+        if model_entry(name).needs_windows and epochs: kw['epochs'] = epochs
+        m = make_model(name, seed, **kw).fit(f)
         val.append(m.predict(f, 'val').assign(fold=f.k)); test.append(m.predict(f, 'test').assign(fold=f.k))
         fitted[i][name] = m
     return fitted, pd.concat(val, ignore_index=True), pd.concat(test, ignore_index=True)
-
-# %% ../nbs/23_train.ipynb #19ca2bd4
-def shap_lightgbm(model, fold, out_dir, n: int = 300, seed: int = 0) -> list[Path]:
-    "TreeExplainer summary (PNG) and values (parquet) per horizon of a fitted `LightGBMForecaster`."
-    import shap, matplotlib
-    matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    X, _ = fold.tabular('test')
-    X = X.sample(min(n, len(X)), random_state=seed).sort_index()
-    out = []
-    for h in model.horizons:
-        est = model.models_[h] if model.mode == 'direct' else model.model_
-        Xh = X if model.mode == 'direct' else X.assign(horizon=h)
-        vals = shap.TreeExplainer(est).shap_values(Xh)
-        pd.DataFrame(vals, index=Xh.index, columns=Xh.columns).to_parquet(Path(out_dir)/f"shap_lightgbm_h{h}.parquet")
-        plt.figure()
-        shap.summary_plot(vals, Xh, max_display=20, show=False)
-        plt.title(f"{fold.coin}: SHAP values of LightGBM, {h}-day log return"); plt.tight_layout()
-        p = Path(out_dir)/f"shap_lightgbm_h{h}.png"; plt.savefig(p, dpi=100); plt.close('all'); out.append(p)
-    return out
-
-def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsamples: int = 20, seed: int = 0) -> list[Path]:
-    "GradientExplainer on the median forecasts of a Keras forecaster: mean |SHAP| per feature and horizon (PNG + CSV)."
-    import shap, keras, matplotlib
-    matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    from cryptoforecast.deep import median_index
-    rng = np.random.default_rng(seed)
-    Xb = fold.windows('train', model.lookback)[0]; Xt = fold.windows('test', model.lookback)[0]
-    Xb = Xb[np.sort(rng.choice(len(Xb), min(n_background, len(Xb)), replace=False))]
-    Xt = Xt[np.sort(rng.choice(len(Xt), min(n, len(Xt)), replace=False))]
-    mid = median_index(model.quantiles)
-    head = keras.Model(model.model.inputs, keras.layers.Lambda(lambda q: q[:, :, mid])(model.model.outputs[0]))
-    vals = shap.GradientExplainer(head, Xb).shap_values(Xt, nsamples=nsamples)  # [n, L, F, H]
-    vals = np.asarray(vals)
-    if vals.ndim == 4 and vals.shape[0] == len(model.horizons) and vals.shape[-1] != len(model.horizons): vals = np.moveaxis(vals, 0, -1)
-    imp = pd.DataFrame(np.abs(vals).mean(axis=(0, 1)), index=fold.features, columns=[f"h{h}" for h in model.horizons])
-    imp.to_csv(Path(out_dir)/f"shap_{model.name}.csv")
-    top = imp.mean(axis=1).sort_values().tail(20)
-    fig, ax = plt.subplots(figsize=(8, 7))
-    imp.loc[top.index].plot.barh(ax=ax)
-    ax.set_title(f"{fold.coin}: mean |SHAP| of the {model.name} median forecast"); ax.set_xlabel('mean |SHAP| (log return)'); ax.set_ylabel('feature')
-    ax.legend(title='horizon'); fig.tight_layout()
-    p = Path(out_dir)/f"shap_{model.name}.png"; fig.savefig(p, dpi=100); plt.close(fig)
-    return [p]
 
 # %% ../nbs/23_train.ipynb #a5daaee8
 def ensemble_summary(metrics: pd.DataFrame, ens) -> dict|None:
@@ -97,14 +56,15 @@ def ensemble_summary(metrics: pd.DataFrame, ens) -> dict|None:
     out = {}
     for h, g in metrics.groupby('horizon'):
         r = g.set_index('model')['rel_mae']
-        out[int(h)] = dict(rel_mae=float(r['ensemble']), best_member=str(r.drop('ensemble').idxmin()),
-                           beats_every_member=bool(r['ensemble'] < r.drop('ensemble').min()), beats_random_walk=bool(r['ensemble'] < 1),
+        e = ens.name
+        out[int(h)] = dict(rel_mae=float(r[e]), best_member=str(r.drop(e).idxmin()),
+                           beats_every_member=bool(r[e] < r.drop(e).min()), beats_random_walk=bool(r[e] < 1),
                            mean_weights={k: float(v) for k, v in ens.weights_frame(horizon=int(h)).mean().items()})
     return out
 
 def _headline(metrics: pd.DataFrame, names) -> str:
     "The model a run stands for: the ensemble when there is one, else the best by mean test relative MAE (excluding the random walk)."
-    if 'ensemble' in names: return 'ensemble'
+    if ENSEMBLE in names: return ENSEMBLE
     cand = metrics[metrics['model'] != 'naive'].groupby('model')['rel_mae'].mean()
     return str(cand.idxmin()) if len(cand) else 'naive'
 
@@ -153,7 +113,7 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
     t0 = time.time()
     if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
         raise UserError(f"epochs must be a whole number of at least 1, got {epochs!r}")
-    names = [m for m in models if m != 'ensemble']
+    names = [m for m in models if not model_entry(m).is_ensemble]
     if not names: raise UserError(f"no model to train in {list(models)!r}: the ensemble needs members")
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
     art = Path(artifacts_dir or cfg.artifacts_dir).resolve()
@@ -202,19 +162,18 @@ def _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, a
         from cryptoforecast.tuning import tune as run_tuning
         for m in tune_models:
             res = run_tuning(m, folds, n_trials=tune_trials, seed=seed, plots_dir=run_dir/'tuning', study_name=f"cryptoforecast-{coin}-{m}",
-                             artifacts_dir=art, model_kwargs={'epochs': epochs} if (m in DEEP and epochs) else None)
+                             artifacts_dir=art, model_kwargs={'epochs': epochs} if (model_entry(m).needs_windows and epochs) else None)
             params[m] = res.best_params
             tuning[m] = dict(default_value=res.default_value, best_value=res.best_value, best_params=res.best_params, trials=tune_trials)
     by_fold, val, test = fit_models(folds, names, seed, params, epochs, progress)
     weights = None
     if ensemble:  # stacked on the members already fitted on each fold: nothing is trained twice
-        from cryptoforecast.ensemble import EnsembleForecaster
         for f, members in zip(folds, by_fold):
-            ens = EnsembleForecaster.from_fitted(members, f, seed=seed)
+            ens = model_class(ENSEMBLE).from_fitted(members, f, seed=seed)
             val = pd.concat([val, ens.predict(f, 'val').assign(fold=f.k)], ignore_index=True)
             test = pd.concat([test, ens.predict(f, 'test').assign(fold=f.k)], ignore_index=True)
-            members['ensemble'] = ens
-        weights = by_fold[-1]['ensemble'].weights_frame(horizon=min(cfg.horizons))
+            members[ENSEMBLE] = ens
+        weights = by_fold[-1][ENSEMBLE].weights_frame(horizon=min(cfg.horizons))
     fitted = by_fold[-1]
     metrics = score_predictions(test, by=('model', 'horizon'), dm_alternative='less')
     val_metrics = score_predictions(val, by=('model', 'horizon'))
@@ -223,35 +182,29 @@ def _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, a
     val_rel = float(val_metrics[val_metrics['model'] == headline]['rel_mae'].mean())
     # save models: each run keeps its own
     model_paths = {}
-    for name, m in fitted.items():
-        target = run_dir/'models'/name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        model_paths[name] = final(m.save(target if name in DEEP else target/'model.pkl'))
+    for name, m in fitted.items():  # each model names its own files in its folder
+        model_paths[name] = final(m.save(run_dir/'models'/name))
     test.to_parquet(run_dir/'predictions.parquet')
     forecast = fitted[headline].predict_frame(frame.iloc[-(cfg.lookback + max(cfg.horizons)):])
     forecast = forecast[forecast['origin'] == forecast['origin'].max()]
     forecast.to_parquet(run_dir/'forecast.parquet')
     # plots
     from cryptoforecast import plots as plotting
-    histories = {n: fitted[n].history for n in DEEP if n in fitted}
-    importance = fitted['lightgbm'].feature_importance() if 'lightgbm' in fitted else None
-    attention = None
-    if 'lstm' in fitted:
-        Xw, _, ow = folds[-1].windows('test', fitted['lstm'].lookback)
-        attention = (fitted['lstm'].attention_weights(Xw), ow)
+    histories = {n: m.history for n, m in fitted.items() if m.needs_windows}
+    importance = next((i for i in (m.feature_importance() for m in fitted.values()) if i is not None), None)  # the first that has one
+    attention = next((a for a in (m.attention(folds[-1]) for m in fitted.values()) if a is not None), None)
     plots = plotting.save_all_plots(plots_dir, histories=histories, predictions=test, metrics=metrics, importance=importance,
                                     attention=attention, weights=weights)
     shap_files = []
-    explained = [n for n in ('lightgbm', *DEEP) if n in fitted] if explain else []
-    if explained:
+    if explain:
         shap_dir.mkdir()
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            if 'lightgbm' in fitted: shap_files += shap_lightgbm(fitted['lightgbm'], folds[-1], shap_dir, seed=seed)
-            for n in DEEP:
-                if n in fitted:
-                    try: shap_files += shap_keras(fitted[n], folds[-1], shap_dir, seed=seed)
-                    except Exception as e: warnings.warn(f"{coin}: SHAP for {n} failed: {e}")
+        for n, m in fitted.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                try: shap_files += m.explain(folds[-1], shap_dir, seed=seed)
+                except Exception as e: failed = e
+                else: failed = None
+            if failed is not None: warnings.warn(f"{coin}: SHAP for {n} failed: {failed}")
         if not any(shap_dir.iterdir()): shap_dir.rmdir()
     from cryptoforecast.tracking import git_commit
     cov = metrics[['model', 'horizon', 'cov80', 'width80', 'cov95', 'width95']]
@@ -265,7 +218,7 @@ def _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, a
                   metrics=json.loads(metrics.to_json(orient='records')),
                   uncertainty=json.loads(cov.to_json(orient='records')),
                   headline=dict(model=headline, rel_mae=rel, val_rel_mae=val_rel),
-                  ensemble=ensemble_summary(metrics, fitted.get('ensemble')),
+                  ensemble=ensemble_summary(metrics, fitted.get(ENSEMBLE)),
                   tuning=tuning, models=model_paths, plots=[final(p) for p in plots], shap=[final(p) for p in shap_files],
                   forecast=json.loads(forecast.to_json(orient='records', date_format='iso')))
     if track:
@@ -287,12 +240,7 @@ def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg,
             if getattr(m, 'history', None): tr.log_history(m.history, n)
         tr.log_metrics_table(metrics)
         mlflow.log_metric(tr.VAL_METRIC, val_rel)
-        if 'lightgbm' in fitted:
-            X, _ = fold.tabular('val')
-            lg = fitted['lightgbm']
-            for h in lg.horizons if lg.mode == 'direct' else []: tr.log_lightgbm(lg.models_[h], X, name=f"lightgbm_h{h}")
-        for n in DEEP:
-            if n in fitted: tr.log_keras(fitted[n].model, fold.windows('val', fitted[n].lookback)[0][:8], name=n)
+        for m in fitted.values(): m.log_to_mlflow(fold)  # each model's own flavour(s), if it has one
         tr.log_forecaster(fitted[headline], name='model', metadata={'coin': coin, 'headline_model': headline})
         card = tr.model_card(coin, metrics, model=headline, data_range=(report['data']['first'], report['data']['last']),
                              features=fold.features, seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
@@ -332,7 +280,7 @@ def parse_train_args(argv: list[str]):
     "Parsed and cross-checked `train` arguments; any problem exits 2 with one line."
     p = train_parser()
     a = p.parse_args(argv)
-    if not [m for m in a.models if m != 'ensemble']: p.error("argument --models: needs at least one model besides the ensemble")
+    if not [m for m in a.models if not model_entry(m).is_ensemble]: p.error("argument --models: needs at least one model besides the ensemble")
     if a.tune:
         extra = [m for m in a.tune_models if m not in a.models]
         if extra: p.error(f"argument --tune-models: {', '.join(extra)} not among --models ({','.join(a.models)})")

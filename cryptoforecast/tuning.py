@@ -15,6 +15,7 @@ import optuna
 
 from .config import get_config
 from .metrics import rel_mae
+from .forecaster import make_model, model_entry, model_names
 
 # %% auto #0
 __all__ = ['SEARCH_SPACES', 'DEEP_MODELS', 'OBJECTIVE_VERSION', 'default_storage_url', 'parse_storage', 'make_storage',
@@ -97,27 +98,35 @@ def transformer_space(trial) -> dict:
             'd_model': int(d['d_model'] * s), 'ff_dim': int(d['ff_dim'] * s)}
 
 SEARCH_SPACES = {'lightgbm': lightgbm_space, 'lightgbm_stacked': lightgbm_space, 'lstm': lstm_space, 'transformer': transformer_space}
-DEEP_MODELS = ('lstm', 'transformer')
+DEEP_MODELS = tuple(model_names(needs_windows=True))  # from the registry: sequence models, pruned per fold
 
 # %% ../nbs/20_tuning.ipynb #deb90d0c
 def _check_model(model: str) -> str:
     if model not in SEARCH_SPACES:
-        from cryptoforecast.cli import UserError
+        from cryptoforecast.errors import UserError
         raise UserError(f"cannot tune {model!r}: no search space; tunable models are {', '.join(SEARCH_SPACES)}")
     return model
 
-def default_trial(model: str) -> dict:
-    "The trial parameters under which `model`'s search space gives the forecaster's own defaults."
-    _check_model(model)
-    if model.startswith('lightgbm'):
-        from cryptoforecast.lightgbm import LGB_DEFAULTS
-        return {k: LGB_DEFAULTS[k] for k in ('learning_rate', 'num_leaves', 'min_child_samples', 'subsample', 'colsample_bytree', 'reg_lambda')}
+def _lightgbm_default() -> dict:
+    from cryptoforecast.lightgbm import LGB_DEFAULTS
+    return {k: LGB_DEFAULTS[k] for k in ('learning_rate', 'num_leaves', 'min_child_samples', 'subsample', 'colsample_bytree', 'reg_lambda')}
+
+def _keras_default() -> dict:
     from cryptoforecast.deep import KerasForecaster
     d = _signature_defaults(KerasForecaster)
-    keras = {k: d[k] for k in ('lr', 'weight_decay', 'batch_size', 'dropout')}
-    if model == 'lstm': return {**keras, 'units_scale': 1.0}
+    return {k: d[k] for k in ('lr', 'weight_decay', 'batch_size', 'dropout')}
+
+def _lstm_default() -> dict: return {**_keras_default(), 'units_scale': 1.0}
+
+def _transformer_default() -> dict:
     from cryptoforecast.transformer import TransformerForecaster
-    return {**keras, 'width_scale': 1.0, 'num_layers': _signature_defaults(TransformerForecaster)['num_layers']}
+    return {**_keras_default(), 'width_scale': 1.0, 'num_layers': _signature_defaults(TransformerForecaster)['num_layers']}
+
+_DEFAULT_TRIALS = {lightgbm_space: _lightgbm_default, lstm_space: _lstm_default, transformer_space: _transformer_default}
+
+def default_trial(model: str) -> dict:
+    "The trial parameters under which `model`'s search space gives the forecaster's own defaults."
+    return _DEFAULT_TRIALS[SEARCH_SPACES[_check_model(model)]]()
 
 def params_of(model: str, trial_params: dict) -> dict:
     "The constructor arguments `model`'s search space gives for the trial parameters `trial_params`."
@@ -134,18 +143,17 @@ def validation_loss(predictions: pd.DataFrame) -> float:
 
 def _free(forecaster):
     "Drop a Keras forecaster's graph so many trials do not pile up memory."
-    if getattr(forecaster, 'model', None) is not None and hasattr(forecaster, 'predict_quantiles'):
+    if forecaster.needs_windows and getattr(forecaster, 'model', None) is not None:
         import keras; keras.backend.clear_session()
 
 def fold_objective(model: str, folds, seed: int = 42, model_kwargs: dict|None = None):
     "The Optuna objective: `validation_loss` of the validation predictions of `folds`, reported after each fold (for pruning)."
-    from cryptoforecast.backtest import model_factory
     _check_model(model)
     def objective(trial) -> float:
         params = SEARCH_SPACES[model](trial)
         preds = []
         for step, fold in enumerate(folds):
-            m = model_factory(model, seed, **{**(model_kwargs or {}), **params}).fit(fold)
+            m = make_model(model, seed, **{**(model_kwargs or {}), **params}).fit(fold)
             preds.append(m.predict(fold, 'val').assign(fold=fold.k))
             _free(m)
             loss = validation_loss(pd.concat(preds, ignore_index=True))
@@ -262,7 +270,7 @@ def _trials_with(study, params: dict, states=_LIVE) -> list:
 
 def _pruner(model: str):
     "MedianPruner for the deep models (a trial worse than the median after a fold stops); none for the trees."
-    if model in DEEP_MODELS: return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if model_entry(model).needs_windows: return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     return optuna.pruners.NopPruner()
 
 # %% ../nbs/20_tuning.ipynb #2a375363
