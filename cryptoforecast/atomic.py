@@ -8,10 +8,10 @@ import contextlib, json, os, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_path', 'write_text', 'write_bytes', 'write_parquet', 'write_csv', 'write_json']
+__all__ = ['current_umask', 'atomic_path', 'write_text', 'write_bytes', 'write_parquet', 'write_csv', 'write_json']
 
 # %% ../nbs/00_atomic.ipynb #cba5123e
-def _umask() -> int:
+def current_umask() -> int:
     "The process's umask (read by setting it and putting it back)."
     mask = os.umask(0o022)
     os.umask(mask)
@@ -26,7 +26,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the permissions of any new file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes the file private; give it the permissions of any new file
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)

@@ -15,7 +15,7 @@ import cryptoforecast
 from .args import ArgParser, positive_int
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .atomic import write_text
-from .cli import UserError
+from .errors import UserError
 from .config import data_dir_for_use
 from .data import conflict_message, file_sha256, scan, symbol_from_name
 

@@ -8,7 +8,7 @@ import importlib.resources, os, sys
 from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
 
-from .cli import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['DATA_DIR_ENV', 'DATA_SUFFIXES', 'DOWNLOAD_HINT', 'RAW_DIR', 'CACHE_DIR_ENV', 'TICKER_PATTERN', 'sample_dir',

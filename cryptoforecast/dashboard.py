@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .args import ArgParser, non_negative_int, port, positive_int, existing_dir
-from .cli import UserError
+from .errors import UserError
 from .config import TICKER_PATTERN, get_config
 from .metrics import QUANTILES, quantile_col
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path
 from .config import (DATA_SUFFIXES, TICKER_PATTERN, DataRules, data_dir_for_use, get_config,
                                    iter_price_files, resolve_data_dir)
-from .cli import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION',

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .args import ArgParser, coins, start_date
 from .config import data_dir_for_use, download_dir, get_config
-from .cli import UserError
+from .errors import UserError
 from .data import scan, conflict_message, REPAIRS, WARNINGS
 
 # %% auto #0

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import talib
 
-from .cli import UserError
+from .errors import UserError
 from .config import get_config
 
 # %% auto #0

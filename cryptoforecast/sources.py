@@ -14,7 +14,7 @@ import pandas as pd
 import requests
 
 from .atomic import write_csv
-from .cli import UserError
+from .errors import UserError
 
 # %% auto #0
 __all__ = ['MAX_RETRY_AFTER', 'BINANCE_URL', 'KLINE_COLS', 'COINGECKO_URL', 'COINGECKO_IDS', 'retry_after', 'SourceError',

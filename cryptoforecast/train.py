@@ -13,7 +13,7 @@ import pandas as pd
 from .config import get_config
 from .errors import UserError
 from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg, source_arg
-from .atomic import write_json, write_text
+from .atomic import current_umask, write_json, write_text
 from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
@@ -142,6 +142,7 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
         report['seconds'] = round(time.time() - t0, 1)
         write_json(run_dir/'report.json', report)
         (run_dir/OWNER).unlink()
+        os.chmod(run_dir, 0o777 & ~current_umask())  # mkdtemp makes the folder private; a finished run is read like any folder
         os.rename(run_dir, final_dir)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
