@@ -18,11 +18,12 @@ def current_umask() -> int:
     return mask
 
 @contextlib.contextmanager
-def atomic_path(path):
-    "A uniquely named temporary path beside `path`; when the block ends without error it replaces `path`, else it is removed."
+def atomic_path(path, suffix: str = '.tmp'):
+    """A uniquely named temporary path beside `path` (ending in `suffix`, for writers that want one); when the block ends
+    without error it replaces `path`, else it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -18,7 +18,7 @@ from keras import ops
 from fastcore.basics import patch
 from .metrics import QUANTILES
 from .forecaster import Forecaster
-from .atomic import write_bytes, write_text
+from .atomic import atomic_path, write_bytes, write_text
 
 # %% auto #0
 __all__ = ['median_index', 'MonotoneQuantiles', 'GaussianQuantiles', 'PinballLoss', 'GaussianNLL', 'MedianAbsError',
@@ -305,11 +305,7 @@ def save(self: KerasForecaster, path) -> Path:
     "Save to directory `path` (`model.keras`, `forecaster.json`, and `fold_meta.pkl` for `predict_frame`); returns the path."
     if self.model is None: raise RuntimeError(f"{self.name}: nothing to save, the forecaster is not fitted")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    tmp = path / f".model.{os.getpid()}.{time.time_ns()}.keras"  # Keras wants the suffix; the rename makes it atomic
-    try:
-        self.model.save(tmp)
-        os.replace(tmp, path / 'model.keras')
-    finally: tmp.unlink(missing_ok=True)
+    with atomic_path(path / 'model.keras', suffix='.keras') as tmp: self.model.save(tmp)  # Keras wants the suffix
     if getattr(self, 'fold_meta_', None) is not None: write_bytes(path / _FOLD_META, pickle.dumps(self.fold_meta_))
     meta = dict(cls=type(self).__name__, params=self.get_params(), horizons=[int(h) for h in self.horizons], n_features=self.n_features,
                 y_scale=self.y_scale.tolist(), history=self.history)
