@@ -58,7 +58,8 @@ def interval_keys(levels=LEVELS) -> list[str]:
     "statsforecast's forecast keys in the order of `QUANTILES`: the lower bounds widest first, the mean, the upper bounds."
     lo, hi = sorted(levels, reverse=True), sorted(levels)
     keys = [*(f'lo-{l}' for l in lo), 'mean', *(f'hi-{l}' for l in hi)]
-    if len(keys) != len(QUANTILES): raise ValueError(f"levels {levels} give {len(keys)} quantiles, the project has {len(QUANTILES)}")
+    if len(keys) != len(QUANTILES):
+        raise ValueError(f"levels {levels} give {len(keys)} quantiles, the project has {len(QUANTILES)}")
     return keys
 
 # %% ../nbs/10_peers.ipynb #b9615b79
