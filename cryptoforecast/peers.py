@@ -78,6 +78,10 @@ class StatsForecastPeer(Forecaster):
         y = self._log_close(fold.frame).loc[:fold.train[-1]].to_numpy()
         self.model_ = self._make().fit(y)
 
+    def _forward(self, y: np.ndarray, h: int) -> dict:
+        "The fitted model run over the history `y`: the h-step forecast path and its `lo-*`/`hi-*` bounds."
+        return self.model_.forward(y, h=h, level=list(LEVELS))
+
     def _predict(self, fold, part):
         origins, H = self.origins(fold, part), np.asarray(self.horizons)
         y = self._log_close(fold.frame)
@@ -86,16 +90,22 @@ class StatsForecastPeer(Forecaster):
         q = np.empty((len(origins), len(H), len(QUANTILES)))
         for i, end in enumerate(ends):
             with np.errstate(all='ignore'):
-                res = self.model_.forward(y[:end], h=int(H.max()), level=list(LEVELS))
+                res = self._forward(y[:end], int(H.max()))
             q[i] = np.stack([np.asarray(res[k], dtype=float)[H - 1] for k in keys], axis=-1) - y[end - 1]
         return q[:, :, 2].copy(), q
 
 class ETSForecaster(StatsForecastPeer):
-    "statsforecast's AutoETS (non-seasonal) on the log close."
+    "statsforecast's AutoETS (non-seasonal) on the log close; the residual variance fixed at its training value."
     name = 'ets'
     def _make(self):
         from statsforecast.models import AutoETS
         return AutoETS(season_length=1)
+
+    def _forward(self, y, h):
+        from statsforecast.ets import forecast_ets, forward_ets
+        state = forward_ets(self.model_.model_, y=y)
+        state['sigma2'] = self.model_.model_['sigma2']   # not re-estimated on `y` (AutoARIMA's forward keeps its own)
+        return forecast_ets(state, h=h, level=list(LEVELS))
 
 class AutoARIMAForecaster(StatsForecastPeer):
     "statsforecast's AutoARIMA (non-seasonal) on the log close."

@@ -1,6 +1,7 @@
 """The peers (`garch`, `ets`, `autoarima`) on BTC: fitted on one walk-forward fold, their test forecasts are finite
 with quantiles in order; changing the prices after a date T leaves every forecast at an origin up to T - max horizon
-unchanged; saved and loaded, they predict the same numbers on the fold's frame as the fitted model did on the fold."""
+unchanged; saved and loaded, they predict the same numbers on the fold's frame as the fitted model did on the fold;
+given only the last lookback + max horizon days (as `train` gives a deployed model), nearly the same."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,3 +71,17 @@ def test_save_load_predict_frame_round_trip(name, fold, tmp_path):
     loaded = model_class(name).load(tmp_path / name)
     got = loaded.predict_frame(fold.frame).set_index(['origin', 'horizon']).reindex(want.index)
     np.testing.assert_allclose(got[NUMBERS].to_numpy(), want[NUMBERS].to_numpy(), atol=1e-6, rtol=0)
+
+@needs_data
+@pytest.mark.parametrize('name', PEERS)
+def test_a_deployed_model_given_recent_days_only_forecasts_what_the_backtest_did(name, fold):
+    "`train` forecasts from the last lookback + max horizon days: the states restart there, the forecasts barely move."
+    m = make_model(name, seed=0).fit(fold)
+    want = m.predict(fold, 'test').set_index(['origin', 'horizon'])
+    recent = fold.frame.iloc[-(fold.lookback + H):]
+    got = m.predict_frame(recent).set_index(['origin', 'horizon'])
+    want = want.loc[got.index]
+    assert len(got) >= 3 * 30
+    np.testing.assert_allclose(got['mean'].to_numpy(), want['mean'].to_numpy(), atol=1e-3, rtol=0)
+    width = lambda p: (p['q0.975'] - p['q0.025']).to_numpy()
+    np.testing.assert_allclose(width(got), width(want), rtol=0.02)
