@@ -9,7 +9,7 @@ beats it (and where the one-sided Diebold-Mariano test says so at 5%), direction
 then wall time and peak memory.
 
 The default models include the peers a user would pick instead (`garch`, `ets`, `autoarima`, from `10_peers`):
-together about 1.5 s per fold on BTC's history, which took the 20 eligible coins from 0.4 to 1.4 minutes of wall
+together about 1-1.5 s per fold on BTC's history, which took the 20 eligible coins from 0.4 to 0.9-1.4 minutes of wall
 time at `--jobs 2` (measured with naive and lightgbm alongside).
 
 The deep models cost minutes per fold on a CPU (about 12 minutes per coin for five folds here). For them,
