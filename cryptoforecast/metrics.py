@@ -228,7 +228,7 @@ def pit_values(y, Q, quantiles=QUANTILES) -> np.ndarray:
     pit = tau[k - 1] + np.clip(frac, 0, 1) * (tau[k] - tau[k - 1])
     pit = np.where(y < Q[:, 0], tau[0] / 2, np.where(y > Q[:, -1], (1 + tau[-1]) / 2, pit))
     tied = Q == y[:, None]  # an actual on tied quantiles (a step of the CDF): the middle of the step
-    step = (np.where(tied, tau, np.inf).min(axis=1) + np.where(tied, tau, -np.inf).max(axis=1)) / 2
+    step = (tau[np.argmax(tied, axis=1)] + tau[K - 1 - np.argmax(tied[:, ::-1], axis=1)]) / 2
     pit = np.where(tied.any(axis=1), step, pit)
     return np.where(np.isfinite(y) & np.isfinite(Q).all(axis=1), pit, np.nan)
 
