@@ -326,12 +326,11 @@ def pit_histogram(predictions: pd.DataFrame|None) -> Figure:
             if not len(pit): unavailable(ax, f"{m}: no {h}-day forecasts"); continue
             counts = np.histogram(pit, bins=edges)[0]
             chi_p = stats.chisquare(counts, len(pit) * np.diff(edges)).pvalue
-            ax.stairs(counts / len(pit) / np.diff(edges), edges, fill=True, color=colors[m], alpha=0.7,
-                      label=f"{model_label(m)} (n {len(pit)})")
+            ax.stairs(counts / len(pit) / np.diff(edges), edges, fill=True, color=colors[m], alpha=0.7)
             ax.axhline(1, color='#444444', ls='--', lw=1)
-            ax.set(title=f"{model_label(m)}, {h}-day  (χ² p {chi_p:.2g})", xlim=(0, 1), ylabel='density')
+            ax.set(title=f"{model_label(m)}, {h}-day (n {len(pit)}, χ² p {chi_p:.2g})", xlim=(0, 1), ylabel='density')
             ax.set_xticks(edges, [f"{e:g}" for e in edges], fontsize=7, rotation=90)
-            ax.grid(alpha=0.3, axis='y'); ax.legend(fontsize=7, loc='upper center')
+            ax.grid(alpha=0.3, axis='y')
     for ax in axs[-1]: ax.set_xlabel('PIT (forecast CDF at the actual)')
     return fig
 
