@@ -40,23 +40,22 @@ from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.metrics import score_predictions
 
-RANDOM_WALK = 'naive'
-SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'pinball_ratio', 'pinball_beats_rw',
-                 'crps', 'cov80', 'cov95', 'kupiec_ok80', 'kupiec_ok95']
+SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'pinball_ratio',
+                 'pinball_beats_rw', 'crps', 'cov80', 'cov95', 'kupiec_ok80', 'kupiec_ok95']
 PERIOD_COLUMNS = ['model', 'horizon', 'year', 'coins', 'rows', 'rw_mae', 'rel_mae', 'pinball_ratio', 'pinball_beats_rw', 'cov80']
 
 def skill_summary(preds: pd.DataFrame) -> pd.DataFrame:
     "`summarize`'s medians over coins, with the pinball shares, coverage pooled over every coin's rows and Kupiec shares at h=1."
     per_coin = summarize(preds, per_coin=True)
     out = summarize(preds).set_index(['model', 'horizon'])
-    g = per_coin.groupby(['model', 'horizon'])
-    out['pinball_beats_rw'] = (per_coin['pinball_ratio'] < 1).where(per_coin['pinball_ratio'].notna()).groupby([per_coin['model'], per_coin['horizon']]).mean()
+    by = [per_coin['model'], per_coin['horizon']]
+    out['pinball_beats_rw'] = (per_coin['pinball_ratio'] < 1).where(per_coin['pinball_ratio'].notna()).groupby(by).mean()
     for level in ('80', '95'):
         ok = (per_coin[f'kupiec_p{level}'] >= 0.05).where(per_coin[f'kupiec_p{level}'].notna())
-        out[f'kupiec_ok{level}'] = ok.where(per_coin['horizon'] == 1).groupby([per_coin['model'], per_coin['horizon']]).mean()
+        out[f'kupiec_ok{level}'] = ok.where(per_coin['horizon'] == 1).groupby(by).mean()
     pooled = score_predictions(preds.dropna(subset=['actual']), by=('model', 'horizon')).set_index(['model', 'horizon'])
     out[['cov80', 'cov95']] = pooled[['cov80', 'cov95']]
-    out['coins'] = g.size()
+    out['coins'] = per_coin.groupby(['model', 'horizon']).size()
     return out.reset_index()
 
 def period_summary(preds: pd.DataFrame) -> pd.DataFrame:

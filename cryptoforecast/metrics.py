@@ -34,8 +34,9 @@ PREDICTION_COLUMNS = ('coin', 'origin', 'horizon', 'model', 'mean', *QUANTILE_CO
 _QUANTILE_NAME = re.compile(r'^q(\d*\.?\d+(?:e-\d+)?)$')
 
 def frame_quantiles(df: pd.DataFrame) -> tuple[float, ...]:
-    "The quantile levels of a predictions frame, read from its `q<level>` columns (exactly as `quantile_col` names them), increasing."
-    levels = [float(m[1]) for c in df.columns if isinstance(c, str) and (m := _QUANTILE_NAME.match(c)) and c == quantile_col(m[1])]
+    "The quantile levels of a frame, increasing, from its `q<level>` columns (named exactly as `quantile_col` names them)."
+    names = [(c, m[1]) for c in df.columns if isinstance(c, str) and (m := _QUANTILE_NAME.match(c))]
+    levels = [float(level) for c, level in names if c == quantile_col(level)]
     return tuple(sorted(q for q in levels if 0 < q < 1))
 
 # %% ../nbs/05_metrics.ipynb #e771741c
@@ -216,7 +217,7 @@ def christoffersen_test(hits, segments=None) -> tuple[float, float]:
 
 # %% ../nbs/05_metrics.ipynb #17f90d7a
 def pit_values(y, Q, quantiles=QUANTILES) -> np.ndarray:
-    "PIT of each actual: the forecast CDF linearly interpolated between quantiles; beyond the outer ones, the middle of the tail."
+    "PIT of each actual: the forecast CDF interpolated linearly between quantiles; beyond the outer ones, the tail's middle."
     tau = np.asarray(quantiles, dtype=float)
     y = np.asarray(y, dtype=float).ravel()
     Q = np.asarray(Q, dtype=float).reshape(len(y), len(tau))
@@ -319,7 +320,7 @@ def _probabilistic_scores(g: pd.DataFrame, y: np.ndarray, qs: tuple, L: np.ndarr
 
 def score_group(g: pd.DataFrame, scale=None, dm_loss: str = 'abs', dm_alternative: str = 'two-sided',
                 per_quantile: bool = False) -> dict:
-    "Every metric for one group of rows of a predictions frame whose actuals are known (`pinball_rw`: see `score_predictions`)."
+    "Every metric for one group of rows of a predictions frame whose actuals are known (`pinball_rw`: `score_predictions`)."
     y, m = g['actual'].to_numpy(float), g['mean'].to_numpy(float)
     qs = frame_quantiles(g)
     L = pinball_matrix(y, g[[quantile_col(q) for q in qs]].to_numpy(float), qs)
@@ -344,7 +345,8 @@ METRIC_COLUMNS = ('n', 'mae', 'rmse', 'rel_mae', 'mase', 'dir_acc', 'r2', 'pinba
                   'kupiec_p80', 'christoffersen_p80', 'kupiec_p95', 'christoffersen_p95')
 
 def score_predictions(preds: pd.DataFrame, by=('model', 'horizon'), scale=None, dm_loss: str = 'abs',
-                      dm_alternative: str = 'two-sided', per_quantile: bool = False, benchmark: str = 'naive') -> pd.DataFrame:
+                      dm_alternative: str = 'two-sided', per_quantile: bool = False,
+                      benchmark: str = 'naive') -> pd.DataFrame:
     "Tidy metrics table of a predictions frame: one row per group of `by`, rows without an actual left out."
     validate_predictions(preds)
     by = [by] if isinstance(by, str) else list(by)

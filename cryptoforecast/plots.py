@@ -351,7 +351,7 @@ def reliability_diagram(predictions: pd.DataFrame|None) -> Figure:
     p = _known(predictions)
     if p is None: return unavailable_figure(title, 'no predictions with known actuals')
     t = reliability_table(p)
-    if t.empty: return unavailable_figure(title, 'the quantile grid holds no central interval (no pair of levels symmetric about 0.5)')
+    if t.empty: return unavailable_figure(title, 'the quantile grid has no central interval (levels symmetric about 0.5)')
     models, horizons = display_order(t['model']), sorted(t['horizon'].unique())
     colors = model_colors(models)
     fig, axs = new_figure(title, 1, len(horizons), size=(4.2 * len(horizons) + 1.5, 4.6), sharey=True)
@@ -502,7 +502,8 @@ def save_all_plots(outdir, histories=None, predictions=None, metrics=None, impor
                   model_comparison=lambda: model_comparison(metrics, predictions),
                   predictions_vs_actual=lambda: predictions_vs_actual(predictions),
                   residual_analysis=lambda: residual_analysis(predictions), pit_histogram=lambda: pit_histogram(predictions),
-                  reliability_diagram=lambda: reliability_diagram(predictions), ensemble_weights=lambda: ensemble_weights(weights),
+                  reliability_diagram=lambda: reliability_diagram(predictions),
+                  ensemble_weights=lambda: ensemble_weights(weights),
                   training_summary=lambda: training_summary(histories, predictions, metrics, importance, weights))
     paths = []
     for name in PLOT_NAMES:
