@@ -5,8 +5,14 @@ Run:  CRYPTOFORECAST_DATA_DIR=../shared/data/raw .venv/bin/python benchmarks/ski
 Five folds of 146 test days (730 days, the last two years of each coin), expanding training windows, an embargo
 of 30 days (the largest horizon) between parts. Coins without enough history for that are listed as skipped.
 Prints, per model and horizon: the median relative MAE against the random walk, the share of coins where the model
-beats it (and where the one-sided Diebold-Mariano test says so at 5%), directional accuracy and 80%/95% coverage;
-then wall time and peak memory.
+beats it (and where the one-sided Diebold-Mariano test says so at 5%), directional accuracy; then how good the
+uncertainty is: the median pinball ratio to the random walk (the `naive` model's quantiles on the same rows; < 1 beats
+it) and the share of coins where it is below 1, the median CRPS (approximated from the quantiles), the 80%/95% coverage
+pooled over all coins' rows, and the share of coins whose 80% and 95% hits pass Kupiec's coverage test at 5% (1-day
+horizon only: the hits of overlapping longer horizons are not independent). A second table splits the test origins by
+calendar year (calm and wild years differ): median relative MAE and pinball ratio, pooled 80% coverage, and the random
+walk's MAE of that year as its volatility; then wall time and peak memory. `--preds FILE` summarises a predictions
+frame written by an earlier run (`--out`) instead of running the backtest.
 
 The default models include the peers a user would pick instead (`garch`, `ets`, `autoarima`, from `10_peers`):
 together about 1-1.5 s per fold on BTC's history, which took the 20 eligible coins from 0.4 to 0.9-1.4 minutes of wall
@@ -36,6 +42,40 @@ from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.metrics import score_predictions
+
+SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'pinball_ratio',
+                 'pinball_beats_rw', 'crps', 'cov80', 'cov95', 'kupiec_ok80', 'kupiec_ok95']
+PERIOD_COLUMNS = ['model', 'horizon', 'year', 'coins', 'rows', 'rw_mae', 'rel_mae', 'pinball_ratio', 'pinball_beats_rw', 'cov80']
+
+def skill_summary(preds: pd.DataFrame) -> pd.DataFrame:
+    "`summarize`'s medians over coins, with the pinball shares, coverage pooled over every coin's rows and Kupiec shares at h=1."
+    per_coin = summarize(preds, per_coin=True)
+    out = summarize(preds).set_index(['model', 'horizon'])
+    by = [per_coin['model'], per_coin['horizon']]
+    out['pinball_beats_rw'] = (per_coin['pinball_ratio'] < 1).where(per_coin['pinball_ratio'].notna()).groupby(by).mean()
+    for level in ('80', '95'):
+        ok = (per_coin[f'kupiec_p{level}'] >= 0.05).where(per_coin[f'kupiec_p{level}'].notna())
+        out[f'kupiec_ok{level}'] = ok.where(per_coin['horizon'] == 1).groupby(by).mean()
+    pooled = score_predictions(preds.dropna(subset=['actual']), by=('model', 'horizon')).set_index(['model', 'horizon'])
+    out[['cov80', 'cov95']] = pooled[['cov80', 'cov95']]
+    out['coins'] = per_coin.groupby(['model', 'horizon']).size()
+    return out.reset_index()
+
+def period_summary(preds: pd.DataFrame) -> pd.DataFrame:
+    "Per model, horizon and calendar year of the origin: medians over coins, pooled 80% coverage and the random walk's MAE."
+    p = preds.dropna(subset=['actual']).assign(year=lambda d: d['origin'].dt.year)
+    per_coin = score_predictions(p, by=('coin', 'model', 'horizon', 'year'))
+    keys = ['model', 'horizon', 'year']
+    out = per_coin.groupby(keys)[['rel_mae', 'pinball_ratio']].median()
+    out['coins'] = per_coin.groupby(keys).size()
+    out['pinball_beats_rw'] = (per_coin['pinball_ratio'] < 1).where(per_coin['pinball_ratio'].notna()).groupby(
+        [per_coin[k] for k in keys]).mean()
+    pooled = score_predictions(p, by=keys).set_index(keys)
+    out['rows'], out['cov80'] = pooled['n'], pooled['cov80']
+    rows = p.drop_duplicates(['coin', 'origin', 'horizon'] + (['fold'] if 'fold' in p.columns else []))
+    rw = rows['actual'].abs().groupby([rows['horizon'], rows['year']]).mean().rename('rw_mae')
+    return out.reset_index().join(rw, on=['horizon', 'year'])
 
 def eligible(universe: dict, coins, a) -> tuple[list, dict]:
     "Coins with enough history for the folds, and why the others are skipped."
@@ -79,7 +119,14 @@ if __name__ == '__main__':
     p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
     p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
+    p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out) instead of running')
     a = p.parse_args()
+    if a.preds:
+        preds = pd.read_parquet(a.preds)
+        print(format_table(skill_summary(preds), SKILL_COLUMNS))
+        print('\nby calendar year of the origin (rw_mae: mean |actual|, the random walk\'s MAE, i.e. how wild the year was):')
+        print(format_table(period_summary(preds), PERIOD_COLUMNS))
+        sys.exit(0)
     models = a.models.split(',')
     if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
     if a.cache_dir and 'lightgbm_global' in models: sys.exit('error: lightgbm_global is fitted across coins; it cannot be cached per coin')
@@ -105,7 +152,9 @@ if __name__ == '__main__':
     print(f"coins evaluated: {preds['coin'].nunique()}   skipped (too little history for {a.folds} folds x {a.test_size} days): {len(skipped)}")
     print(f"test span per coin: median {int((span['max'] - span['min']).dt.days.median()) + 1} days; folds: {a.folds}; models: {a.models}"
           + (f"; epochs: {a.epochs}" if a.epochs else ''))
-    print(format_table(summarize(preds)))
+    print(format_table(skill_summary(preds), SKILL_COLUMNS))
+    print("\nby calendar year of the origin (rw_mae: mean |actual|, the random walk's MAE, i.e. how wild the year was):")
+    print(format_table(period_summary(preds), PERIOD_COLUMNS))
     print(f"\nwall time: {wall/60:.1f} min   peak memory (max RSS of this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MiB"
           f"   children: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024:.0f} MiB")
     print("skipped: " + ', '.join(sorted(skipped)))

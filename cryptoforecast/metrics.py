@@ -4,17 +4,21 @@
 
 # %% ../nbs/05_metrics.ipynb #168cd890
 from __future__ import annotations
+import re
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import xlogy
 
 # %% auto #0
-__all__ = ['QUANTILES', 'QUANTILE_COLS', 'PREDICTION_COLUMNS', 'METRIC_COLUMNS', 'quantile_col', 'validate_predictions', 'mae',
-           'rmse', 'mape', 'r2', 'rel_mae', 'naive_scale', 'mase', 'directional_accuracy', 'pinball_loss',
-           'pinball_losses', 'coverage', 'interval_width', 'newey_west_variance', 'dm_from_diff', 'loss_differential',
-           'dm_test', 'score_group', 'score_predictions']
+__all__ = ['QUANTILES', 'QUANTILE_COLS', 'PREDICTION_COLUMNS', 'SEQUENCE_KEYS', 'METRIC_COLUMNS', 'quantile_col',
+           'frame_quantiles', 'validate_predictions', 'mae', 'rmse', 'mape', 'r2', 'rel_mae', 'naive_scale', 'mase',
+           'directional_accuracy', 'pinball_loss', 'pinball_losses', 'coverage', 'interval_width', 'pinball_matrix',
+           'pinball_ratio', 'crps_weights', 'crps_from_quantiles', 'winkler_score', 'kupiec_test', 'transition_counts',
+           'christoffersen_test', 'pit_values', 'central_intervals', 'newey_west_variance', 'dm_from_diff',
+           'loss_differential', 'dm_test', 'random_walk_pinball', 'score_group', 'score_predictions']
 
 # %% ../nbs/05_metrics.ipynb #b264def2
 QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
@@ -25,6 +29,15 @@ def quantile_col(q: float) -> str:
 
 QUANTILE_COLS = tuple(quantile_col(q) for q in QUANTILES)
 PREDICTION_COLUMNS = ('coin', 'origin', 'horizon', 'model', 'mean', *QUANTILE_COLS, 'actual')
+
+# %% ../nbs/05_metrics.ipynb #c2021cd6
+_QUANTILE_NAME = re.compile(r'^q(\d*\.?\d+(?:e-\d+)?)$')
+
+def frame_quantiles(df: pd.DataFrame) -> tuple[float, ...]:
+    "The quantile levels of a frame, increasing, from its `q<level>` columns (named exactly as `quantile_col` names them)."
+    names = [(c, m[1]) for c in df.columns if isinstance(c, str) and (m := _QUANTILE_NAME.match(c))]
+    levels = [float(level) for c, level in names if c == quantile_col(level)]
+    return tuple(sorted(q for q in levels if 0 < q < 1))
 
 # %% ../nbs/05_metrics.ipynb #e771741c
 def validate_predictions(df: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +50,7 @@ def validate_predictions(df: pd.DataFrame) -> pd.DataFrame:
     h = df['horizon']
     if not pd.api.types.is_integer_dtype(h) or (h < 1).any():
         raise ValueError(f"predictions frame: `horizon` must be positive integers, got {h.dtype} {sorted(h.unique())[:5]}")
-    preds = df[['mean', *QUANTILE_COLS]].to_numpy(dtype=float)
+    preds = df[['mean', *(quantile_col(q) for q in frame_quantiles(df))]].to_numpy(dtype=float)
     if not np.isfinite(preds).all():
         bad = df.loc[~np.isfinite(preds).all(axis=1), ['coin', 'model', 'origin', 'horizon']].iloc[0].to_dict()
         raise ValueError(f"predictions frame: non-finite forecast, first at {bad}")
@@ -131,6 +144,100 @@ def interval_width(lo, hi) -> float:
     d = np.asarray(hi, dtype=float) - np.asarray(lo, dtype=float)
     return _mean(d[np.isfinite(d)])
 
+# %% ../nbs/05_metrics.ipynb #7d37a0d7
+def pinball_matrix(y, Q, quantiles=QUANTILES) -> np.ndarray:
+    "Pinball loss of each row (`Q`: one row per actual, one column per level of `quantiles`), shape `[n, levels]`."
+    tau = np.asarray(quantiles, dtype=float)
+    y = np.asarray(y, dtype=float).reshape(-1, 1)
+    Q = np.asarray(Q, dtype=float).reshape(len(y), len(tau))
+    d = y - Q
+    return np.maximum(tau * d, (tau - 1) * d)
+
+# %% ../nbs/05_metrics.ipynb #9b7cd753
+def pinball_ratio(loss, benchmark_loss) -> float:
+    "Summed `loss` over summed `benchmark_loss` on the rows where both are known (NaN without any, or a zero benchmark)."
+    loss, bench = _pairs(loss, benchmark_loss)
+    denom = float(bench.sum())
+    return float(loss.sum()) / denom if denom > 0 else np.nan
+
+# %% ../nbs/05_metrics.ipynb #31f0a69d
+def crps_weights(quantiles=QUANTILES) -> np.ndarray:
+    "Weight of each level in the CRPS sum: the width of its cell of levels, cut halfway to its neighbours and at 0 and 1."
+    tau = np.asarray(quantiles, dtype=float)
+    return np.diff(np.concatenate([[0.0], (tau[1:] + tau[:-1]) / 2, [1.0]]))
+
+def crps_from_quantiles(y, Q, quantiles=QUANTILES) -> float:
+    "Mean CRPS approximated from quantile forecasts: `2 * sum_i w_i * pinball_i` with `crps_weights`, over the known rows."
+    L = pinball_matrix(y, Q, quantiles)
+    L = L[np.isfinite(L).all(axis=1)]
+    return float(2 * (L @ crps_weights(quantiles)).mean()) if len(L) else np.nan
+
+# %% ../nbs/05_metrics.ipynb #db5a11c4
+def winkler_score(y, lo, hi, level: float) -> float:
+    "Mean interval (Winkler) score of the central `level` intervals `[lo, hi]`: width plus `2/alpha` times the miss."
+    if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level}")
+    y, lo, hi = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (y, lo, hi)))
+    ok = np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
+    y, lo, hi = y[ok], lo[ok], hi[ok]
+    alpha = 1 - level
+    return _mean((hi - lo) + 2 / alpha * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0)))
+
+# %% ../nbs/05_metrics.ipynb #db21a13d
+def kupiec_test(hits, level: float) -> tuple[float, float]:
+    "Kupiec's unconditional-coverage LR test that the hit rate of `hits` (bools) is `level`: `(statistic, p_value)`."
+    h = np.asarray(hits, dtype=bool).ravel()
+    n = len(h)
+    if not n: return np.nan, np.nan
+    x, p = n - int(h.sum()), 1 - level
+    p_hat = x / n
+    lr = 2 * (xlogy(x, p_hat) + xlogy(n - x, 1 - p_hat) - xlogy(x, p) - xlogy(n - x, 1 - p))
+    lr = max(float(lr), 0.0)
+    return lr, float(stats.chi2.sf(lr, 1))
+
+def transition_counts(hits, segments=None) -> np.ndarray:
+    "`n[i, j]`: consecutive rows going from state `i` to state `j` (0 miss, 1 hit), counted within each segment."
+    h = np.asarray(hits, dtype=bool).ravel().astype(int)
+    seg = np.zeros(len(h)) if segments is None else np.asarray(segments).ravel()
+    same = seg[1:] == seg[:-1]
+    a, b = h[:-1][same], h[1:][same]
+    return np.array([[int(np.sum((a == i) & (b == j))) for j in (0, 1)] for i in (0, 1)])
+
+def christoffersen_test(hits, segments=None) -> tuple[float, float]:
+    "Christoffersen's LR test that `hits` are independent (no first-order clustering): `(statistic, p_value)`."
+    n = transition_counts(hits, segments)
+    to_hit, total = n[:, 1].sum(), n.sum()
+    if total == 0 or to_hit in (0, total): return np.nan, np.nan
+    pi = to_hit / total
+    rows = n.sum(axis=1)
+    pi_from = np.divide(n[:, 1], rows, out=np.zeros(2), where=rows > 0)
+    ll_markov = sum(xlogy(n[i, 0], 1 - pi_from[i]) + xlogy(n[i, 1], pi_from[i]) for i in (0, 1))
+    ll_indep = xlogy(total - to_hit, 1 - pi) + xlogy(to_hit, pi)
+    lr = max(float(2 * (ll_markov - ll_indep)), 0.0)
+    return lr, float(stats.chi2.sf(lr, 1))
+
+# %% ../nbs/05_metrics.ipynb #17f90d7a
+def pit_values(y, Q, quantiles=QUANTILES) -> np.ndarray:
+    "PIT of each actual: the forecast CDF interpolated linearly between quantiles; beyond the outer ones, the tail's middle."
+    tau = np.asarray(quantiles, dtype=float)
+    y = np.asarray(y, dtype=float).ravel()
+    Q = np.asarray(Q, dtype=float).reshape(len(y), len(tau))
+    K = len(tau)
+    k = np.clip((Q <= y[:, None]).sum(axis=1), 1, K - 1)
+    rows = np.arange(len(y))
+    lo, hi = Q[rows, k - 1], Q[rows, k]
+    frac = np.divide(y - lo, hi - lo, out=np.full(len(y), 0.5), where=hi > lo)
+    pit = tau[k - 1] + np.clip(frac, 0, 1) * (tau[k] - tau[k - 1])
+    pit = np.where(y < Q[:, 0], tau[0] / 2, np.where(y > Q[:, -1], (1 + tau[-1]) / 2, pit))
+    tied = Q == y[:, None]  # an actual on tied quantiles (a step of the CDF): the middle of the step
+    step = (tau[np.argmax(tied, axis=1)] + tau[K - 1 - np.argmax(tied[:, ::-1], axis=1)]) / 2
+    pit = np.where(tied.any(axis=1), step, pit)
+    return np.where(np.isfinite(y) & np.isfinite(Q).all(axis=1), pit, np.nan)
+
+def central_intervals(quantiles=QUANTILES) -> list[tuple[float, float, float]]:
+    "The central intervals of a grid: `(lo, hi, level)` for each pair of levels symmetric about 0.5, widest first."
+    qs = [float(q) for q in quantiles]
+    return [(q, 1 - q, round(1 - 2 * q, 10)) for q in sorted(qs) if q < 0.5 and any(np.isclose(1 - q, r) for r in qs)]
+
 # %% ../nbs/05_metrics.ipynb #7e6ca530
 def newey_west_variance(d, lags: int) -> float:
     "Long-run variance of the series `d` (HAC, Bartlett weights `1 - k/(lags+1)`, `k = 1..lags`)."
@@ -179,38 +286,76 @@ def _daily_loss_diff(g: pd.DataFrame, loss: str) -> np.ndarray:
     d = pd.Series(loss_differential(g['actual'], g['mean'], loss), index=g.index)
     return d.groupby(g['origin']).mean().sort_index().to_numpy()
 
+SEQUENCE_KEYS = ('coin', 'model', 'horizon', 'fold')  # one hit sequence for the coverage tests
+
+def _hit_sequences(g: pd.DataFrame, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    "Hits of the `[lo, hi]` interval in origin order within each sequence, and the sequence label of each."
+    keys = [c for c in SEQUENCE_KEYS if c in g.columns]
+    s = g.sort_values([*keys, 'origin'], kind='stable')
+    y, a, b = (s[c].to_numpy(float) for c in ('actual', quantile_col(lo), quantile_col(hi)))
+    ok = np.isfinite(y) & np.isfinite(a) & np.isfinite(b)
+    seg = s.groupby(keys, sort=False).ngroup().to_numpy() if keys else np.zeros(len(s), int)
+    return ((a <= y) & (y <= b))[ok], seg[ok]
+
+def random_walk_pinball(preds: pd.DataFrame, benchmark: str = 'naive') -> np.ndarray:
+    "Per row: the mean pinball loss of the `benchmark` model's row for the same coin, origin, horizon (and fold), else NaN."
+    key = ['coin', 'origin', 'horizon'] + (['fold'] if 'fold' in preds.columns else [])
+    qs = frame_quantiles(preds)
+    rw = preds[preds['model'] == benchmark]
+    loss = pinball_matrix(rw['actual'], rw[[quantile_col(q) for q in qs]], qs).mean(axis=1)
+    lookup = pd.Series(loss, index=pd.MultiIndex.from_frame(rw[key]))
+    return lookup.reindex(pd.MultiIndex.from_frame(preds[key])).to_numpy(dtype=float)
+
+def _probabilistic_scores(g: pd.DataFrame, y: np.ndarray, qs: tuple, L: np.ndarray) -> dict:
+    "`pinball_ratio crps winkler80 winkler95 kupiec_p80 kupiec_p95 christoffersen_p80 christoffersen_p95` of one group."
+    ratio = pinball_ratio(L.mean(axis=1), g['pinball_rw']) if 'pinball_rw' in g.columns else np.nan
+    out = dict(pinball_ratio=ratio, crps=crps_from_quantiles(y, g[[quantile_col(q) for q in qs]].to_numpy(float), qs))
+    for lo, hi, name in ((0.1, 0.9, '80'), (0.025, 0.975, '95')):
+        out[f'winkler{name}'] = winkler_score(y, g[quantile_col(lo)], g[quantile_col(hi)], hi - lo)
+    for lo, hi, name in ((0.1, 0.9, '80'), (0.025, 0.975, '95')):
+        hits, seg = _hit_sequences(g, lo, hi)
+        out[f'kupiec_p{name}'] = kupiec_test(hits, round(hi - lo, 10))[1]
+        out[f'christoffersen_p{name}'] = christoffersen_test(hits, seg)[1]
+    return out
+
 def score_group(g: pd.DataFrame, scale=None, dm_loss: str = 'abs', dm_alternative: str = 'two-sided',
                 per_quantile: bool = False) -> dict:
-    "Every metric for one group of rows of a predictions frame whose actuals are known."
+    "Every metric for one group of rows of a predictions frame whose actuals are known (`pinball_rw`: `score_predictions`)."
     y, m = g['actual'].to_numpy(float), g['mean'].to_numpy(float)
-    pinball = pinball_losses(y, g[list(QUANTILE_COLS)].to_numpy(float))
+    qs = frame_quantiles(g)
+    L = pinball_matrix(y, g[[quantile_col(q) for q in qs]].to_numpy(float), qs)
+    pinball = pinball_losses(y, g[[quantile_col(q) for q in qs]].to_numpy(float), qs)
     lo80, hi80, lo95, hi95 = (g[quantile_col(q)].to_numpy(float) for q in (0.1, 0.9, 0.025, 0.975))
     dm_stat, dm_p = dm_from_diff(_daily_loss_diff(g, dm_loss), int(g['horizon'].max()), dm_alternative)
     out = dict(n=len(g), mae=mae(y, m), rmse=rmse(y, m), rel_mae=rel_mae(y, m), mase=mase(y, m, _scale_column(g, scale)),
                dir_acc=directional_accuracy(y, m), r2=r2(y, m),
                pinball=float(np.mean(pinball)),
                cov80=coverage(y, lo80, hi80), width80=interval_width(lo80, hi80),
-               cov95=coverage(y, lo95, hi95), width95=interval_width(lo95, hi95), dm_stat=dm_stat, dm_p=dm_p)
+               cov95=coverage(y, lo95, hi95), width95=interval_width(lo95, hi95), dm_stat=dm_stat, dm_p=dm_p,
+               **_probabilistic_scores(g, y, qs, L))
     if 'close_origin' in g.columns:
         c = g['close_origin'].to_numpy(float)
         actual, forecast = c * np.exp(y), c * np.exp(m)
         out.update(price_mae=mae(actual, forecast), price_rmse=rmse(actual, forecast), price_mape=mape(actual, forecast))
-    if per_quantile: out.update({f'pinball_{c}': float(v) for c, v in zip(QUANTILE_COLS, pinball)})
+    if per_quantile: out.update({f'pinball_{quantile_col(q)}': float(v) for q, v in zip(qs, pinball)})
     return out
 
 METRIC_COLUMNS = ('n', 'mae', 'rmse', 'rel_mae', 'mase', 'dir_acc', 'r2', 'pinball', 'cov80', 'width80',
-                  'cov95', 'width95', 'dm_stat', 'dm_p')
+                  'cov95', 'width95', 'dm_stat', 'dm_p', 'pinball_ratio', 'crps', 'winkler80', 'winkler95',
+                  'kupiec_p80', 'christoffersen_p80', 'kupiec_p95', 'christoffersen_p95')
 
 def score_predictions(preds: pd.DataFrame, by=('model', 'horizon'), scale=None, dm_loss: str = 'abs',
-                      dm_alternative: str = 'two-sided', per_quantile: bool = False) -> pd.DataFrame:
+                      dm_alternative: str = 'two-sided', per_quantile: bool = False,
+                      benchmark: str = 'naive') -> pd.DataFrame:
     "Tidy metrics table of a predictions frame: one row per group of `by`, rows without an actual left out."
     validate_predictions(preds)
     by = [by] if isinstance(by, str) else list(by)
     missing = [c for c in by if c not in preds.columns]
     if missing: raise ValueError(f"score_predictions: cannot group by missing column(s) {missing}")
     known = preds[preds['actual'].notna()]
+    known = known.assign(pinball_rw=random_walk_pinball(known, benchmark))
     rows = [{**dict(zip(by, key if isinstance(key, tuple) else (key,))), **score_group(g, scale, dm_loss, dm_alternative, per_quantile)}
             for key, g in known.groupby(by, sort=True)]
     cols = [*by, *METRIC_COLUMNS] + (['price_mae', 'price_rmse', 'price_mape'] if 'close_origin' in preds.columns else []) \
-           + ([f'pinball_{c}' for c in QUANTILE_COLS] if per_quantile else [])
+           + ([f'pinball_{quantile_col(q)}' for q in frame_quantiles(preds)] if per_quantile else [])
     return pd.DataFrame(rows, columns=cols)
