@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from cryptoforecast.batch import RunFiles, coin_sources, read_json, run_batch
+from cryptoforecast.plots import PLOT_NAMES
 from conftest import DATA_DIR, ROOT, data_dir_with_broken_coin, needs_data, run_cli
 
 pytestmark = [needs_data, pytest.mark.slow]
@@ -58,7 +59,7 @@ def test_batch_makes_reports_and_html(btc_eth):
         for text in ('Models against the random walk', 'forecast for 30 day(s)', 'volatility', 'Feature highlights',
                      'model comparison', 'training summary', 'SHAP: lightgbm h7'):
             assert text in html, text
-        assert html.count('data:image/png') >= 10 + 3, 'the ten diagnostic plots and three SHAP summaries, embedded'
+        assert html.count('data:image/png') >= len(PLOT_NAMES) + 3, 'every diagnostic plot and three SHAP summaries, embedded'
         assert 'description: "ok; relative MAE' not in html and 'absl::' not in html   # no front matter, no TensorFlow chatter
     table = pd.read_csv(out/'batch_summary.csv')
     assert list(table.coin) == ['BTC', 'ETH'] and set(table.status) == {'ok'}

@@ -88,7 +88,7 @@ def test_registry_imports_no_tensorflow():
     code = ("import sys, cryptoforecast.backtest, cryptoforecast.train, cryptoforecast.tuning, cryptoforecast.data_cli\n"
             "from cryptoforecast.forecaster import model_names, model_entry\n"
             "assert model_names(needs_windows=True) == ['lstm', 'transformer'] and model_entry('lstm').needs_windows\n"
-            "bad = [m for m in ('tensorflow', 'keras', 'cryptoforecast.lstm') if m in sys.modules]\n"
+            "bad = [m for m in ('tensorflow', 'keras', 'cryptoforecast.lstm', 'arch', 'statsforecast') if m in sys.modules]\n"
             "assert not bad, bad")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
     assert r.returncode == 0, r.stderr[-2000:]
