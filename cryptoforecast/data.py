@@ -266,9 +266,11 @@ def to_ohlcv(raw: pd.DataFrame, fmt: Format, path) -> pd.DataFrame:
         s = raw[c[k]]
         v = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors='coerce')
         bad = v.isna() & s.notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(path, f"column {c[k]!r}: {s.iloc[i]!r} is not a number (row {i+1})")
+        for i in np.flatnonzero(bad.to_numpy()):  # pandas may coerce an overflowing '1e309' to NaN: Python reads it as inf
+            try: x = float(str(s.iloc[i]).strip())
+            except ValueError: x = np.nan
+            if np.isnan(x): raise DataError(path, f"column {c[k]!r}: {s.iloc[i]!r} is not a number (row {i+1})")
+            v.iloc[i] = x
         out[k] = v.to_numpy(dtype=float)
         inf = np.isinf(out[k].to_numpy())
         if inf.any():
