@@ -493,6 +493,7 @@ def read_ohlcv(path, rules: DataRules|None = None, cache_dir=None, use_cache: bo
     else:
         df, rep = _parse_file(path, rules)
         if use_cache: _cache_store(entry, df, rep, key, sha)
+    df.index = df.index.as_unit('ns')  # one resolution, whoever wrote the cache: pandas 2 mis-joins daily indexes in [us]
     df.attrs = dict(symbol=rep.symbol, quote=rep.quote, source=rep.source, path=str(path), sha256=sha, report=asdict(rep))
     return df
 

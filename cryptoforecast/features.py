@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_features.ipynb #ef08cdad
 from __future__ import annotations
-import argparse, functools
+import argparse, functools, math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -386,7 +386,10 @@ def market_context(universe: dict[str, pd.DataFrame], clip: float = 1.0) -> pd.D
     rets = np.log(closes).diff()                       # NaN unless the coin has a close at t and at t-1
     clipped = rets.clip(-clip, clip)
     n = clipped.notna().sum(axis=1)
-    return pd.DataFrame({'btc_logret': rets['BTC'], 'index_logret': clipped.mean(axis=1),
+    # an exactly rounded sum per day: the index of a day never depends on coins listed later (pandas' NaN-skipping
+    # mean rounds differently with the number of empty columns, so a longer universe would change the past)
+    total = pd.Series([math.fsum(row[~np.isnan(row)]) for row in clipped.to_numpy()], index=clipped.index)
+    return pd.DataFrame({'btc_logret': rets['BTC'], 'index_logret': (total / n).where(n > 0),
                          'index_breadth': clipped.gt(0).sum(axis=1).where(n > 0) / n.where(n > 0), 'index_coins': n}, index=closes.index)
 
 # %% ../nbs/03_features.ipynb #e6a45e72
