@@ -54,3 +54,13 @@ def data_dir_with_broken_coin(folder: Path, days: int = 100) -> Path:
     xyz.loc[days // 2, 'close'] = -5.
     xyz.to_csv(folder/'XYZ-USD_1d.csv', index=False)
     return folder
+
+def prices_times_random_walk_after(ohlcv, T, seed: int):
+    """A copy of an OHLCV frame whose prices after `T` are multiplied by a random walk (volume untouched): the future
+    perturbation of the leakage tests."""
+    import numpy as np
+    out = ohlcv.copy()
+    after = out.index > T
+    walk = np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.04, after.sum())))
+    for c in ('open', 'high', 'low', 'close'): out.loc[after, c] = out.loc[after, c] * walk
+    return out

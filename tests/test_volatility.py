@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATA_DIR, needs_data
+from conftest import prices_times_random_walk_after as perturb_after, DATA_DIR, needs_data
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.dataset import walk_forward
@@ -17,14 +17,6 @@ COINS = ('BTC', 'ETH', 'XRP')
 
 def last_fold(frame):
     return walk_forward(frame, CFG, n_folds=5, test_size=146, val_size=90, min_train=300, n_features=1)[-1]
-
-def perturb_after(ohlcv: pd.DataFrame, T, seed: int) -> pd.DataFrame:
-    "The prices after `T` multiplied by a random walk (volume untouched)."
-    out = ohlcv.copy()
-    after = out.index > T
-    walk = np.exp(np.cumsum(np.random.default_rng(seed).normal(0, 0.04, after.sum())))
-    for c in ('open', 'high', 'low', 'close'): out.loc[after, c] = out.loc[after, c] * walk
-    return out
 
 @pytest.fixture(scope='module')
 def universe():
