@@ -85,9 +85,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     "The predictions frame of every model on the test parts of every coin's walk-forward folds."
     from tqdm.auto import tqdm
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
-    if universe is None:  # or pass the OHLCV frames yourself
-        if coins: load_universe(data_dir, coins, sources=sources)  # a missing coin or conflicting files are named first
-        universe = load_universe(data_dir, sources=sources)
+    if universe is None: universe = load_universe(data_dir, sources=sources, require=coins or ())  # or pass the frames yourself
     coins = [c.upper() for c in (coins or sorted(universe))]
     missing = [c for c in coins if c not in universe]
     if missing: raise UserError(f"no data for {', '.join(missing)}")

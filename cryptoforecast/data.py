@@ -515,11 +515,6 @@ class Universe:
     conflicts: list        # (symbol, chosen path, other path, median close ratio chosen/other): files that disagree
     data_dir: Path|None = None  # the folder scanned
 
-    @property
-    def disagreements(self) -> list:
-        "The former name of `conflicts`."
-        return self.conflicts
-
 RECENT_DAYS = 31
 CONFLICT_RATIO = 1.5
 
@@ -587,8 +582,9 @@ def _forced_sources(sources: dict|None, rules=None, cache_dir=None, use_cache=Tr
         out[sym] = df
     return out
 
-def load_universe(data_dir=None, symbols=None, sources: dict|None = None, **kwargs) -> dict[str, pd.DataFrame]:
-    "Every coin under `data_dir` (or just `symbols`), one OHLCV frame each; `sources` (symbol -> file) forces a file."
+def load_universe(data_dir=None, symbols=None, sources: dict|None = None, require=(), **kwargs) -> dict[str, pd.DataFrame]:
+    """Every coin under `data_dir` (or just `symbols`), one OHLCV frame each; `sources` (symbol -> file) forces a file.
+    A coin in `symbols` or `require` that is missing or whose files disagree is a `UserError` (one scan for both)."""
     u = scan(data_dir, errors='collect', **kwargs)
     if u.errors:  # one unreadable file must not stop every other coin, but it is never dropped silently
         warnings.warn(f"{len(u.errors)} unreadable file(s) left out: " + '; '.join(str(e) for e in u.errors), stacklevel=2)
@@ -597,19 +593,18 @@ def load_universe(data_dir=None, symbols=None, sources: dict|None = None, **kwar
     conflicts = {}
     for c in u.conflicts:
         if c[0] not in forced: conflicts.setdefault(c[0], c)
-    if symbols is None:
-        if conflicts:
-            warnings.warn(f"{len(conflicts)} coin(s) left out because their files disagree: "
-                          + '; '.join(conflict_message(*c) for c in conflicts.values()), stacklevel=2)
-        return {s: df for s, df in coins.items() if s not in conflicts}
-    wanted = list(dict.fromkeys(s.upper() for s in symbols))
+    wanted = list(dict.fromkeys(s.upper() for s in (require if symbols is None else symbols)))
     missing = [s for s in wanted if s not in coins]
     if missing:
         why = f" ({len(u.errors)} file(s) could not be read: {u.errors[0]}{' ...' if len(u.errors) > 1 else ''})" if u.errors else ''
         raise UserError(f"no data for {', '.join(missing)} in {u.data_dir}{why}")
     refused = [conflicts[s] for s in wanted if s in conflicts]
     if refused: raise UserError('; '.join(conflict_message(*c) for c in refused))
-    return {s: coins[s] for s in wanted}
+    if symbols is not None: return {s: coins[s] for s in wanted}
+    if conflicts:
+        warnings.warn(f"{len(conflicts)} coin(s) left out because their files disagree: "
+                      + '; '.join(conflict_message(*c) for c in conflicts.values()), stacklevel=2)
+    return {s: df for s, df in coins.items() if s not in conflicts}
 
 def load_coin(symbol: str, data_dir=None, **kwargs) -> pd.DataFrame:
     "The OHLCV frame of one coin (`sources=` as in `load_universe`)."

@@ -522,8 +522,7 @@ def features_cli(argv: list[str]) -> int:
     a = p.parse_args(argv)
     from cryptoforecast.data import load_universe
     coin = a.coin
-    universe = load_universe(a.data_dir, [coin])  # a missing coin or conflicting files are named here
-    if not a.no_market: universe = load_universe(a.data_dir)
+    universe = load_universe(a.data_dir, [coin]) if a.no_market else load_universe(a.data_dir, require=[coin])
     df = build_features(universe[coin], None if a.no_market else market_context(universe))
     out = Path(a.out or get_config().processed_dir/'features'/f'{coin}.parquet')
     out.parent.mkdir(parents=True, exist_ok=True)

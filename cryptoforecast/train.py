@@ -296,8 +296,7 @@ def train_cli(argv: list[str]) -> int:
         from cryptoforecast.tracking import setup_mlflow
         setup_mlflow(artifacts_dir=art)
     sources = dict(a.source or [])
-    load_universe(a.data_dir, a.crypto, sources=sources)  # a missing coin or files that disagree: one line, before training
-    universe = load_universe(a.data_dir, sources=sources)
+    universe = load_universe(a.data_dir, sources=sources, require=a.crypto)  # a missing or conflicting coin: one line, now
     from tqdm.auto import tqdm
     rows = []
     for coin in tqdm(a.crypto, desc='coins', unit='coin', disable=None):

@@ -108,7 +108,7 @@ def test_universe_choice_rule(universe):
     assert u.coins['AAVE'].attrs['quote'] in DOLLAR_QUOTES
     # Yahoo's UNI-USD is another token: it is set aside and the disagreement reported
     assert Path(u.coins['UNI'].attrs['path']).name == 'Binance_UNIUSDT_d.csv'
-    assert any(s == 'UNI' and Path(o).name == 'UNI-USD_1d.csv' for s, _, o, _ in u.disagreements)
+    assert any(s == 'UNI' and Path(o).name == 'UNI-USD_1d.csv' for s, _, o, _ in u.conflicts)
     # reaching the present wins: BTC and ETH come from the files that end in 2026
     assert u.coins['BTC'].index[-1] >= pd.Timestamp('2026-01-01', tz='UTC')
     assert 'LUNA' in u.coins and 'LUNA1' not in u.coins

@@ -272,6 +272,11 @@ def test_conflicting_sources_are_refused_when_requested(tmp_path):
         warnings.simplefilter('error')
         assert sorted(load_universe(tmp_path/'raw', sources={'ETH': right}, cache_dir=tmp_path/'c')) == ['BTC', 'ETH']
     assert sorted(load_universe(tmp_path/'raw', ['BTC'], cache_dir=tmp_path/'c')) == ['BTC']  # BTC is not in conflict
+    # `require`: the whole universe from one scan, but a required coin that conflicts or is missing is an error
+    with pytest.raises(UserError, match='disagree'): load_universe(tmp_path/'raw', require=['ETH'], cache_dir=tmp_path/'c')
+    with pytest.raises(UserError, match='no data for XRP'): load_universe(tmp_path/'raw', require=['XRP'], cache_dir=tmp_path/'c')
+    with pytest.warns(UserWarning, match='ETH'):
+        assert sorted(load_universe(tmp_path/'raw', require=['BTC'], cache_dir=tmp_path/'c')) == ['BTC']
 
 @needs_data
 def test_sources_must_name_a_file_of_that_coin(tmp_path):
