@@ -44,7 +44,7 @@ from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.metrics import score_predictions
 
-SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'pinball_ratio',
+SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'shrink', 'pinball_ratio',
                  'pinball_beats_rw', 'crps', 'cov80', 'cov95', 'kupiec_ok80', 'kupiec_ok95']
 PERIOD_COLUMNS = ['model', 'horizon', 'year', 'coins', 'rows', 'rw_mae', 'rel_mae', 'pinball_ratio', 'pinball_beats_rw', 'cov80']
 
@@ -60,6 +60,9 @@ def skill_summary(preds: pd.DataFrame) -> pd.DataFrame:
     pooled = score_predictions(preds.dropna(subset=['actual']), by=('model', 'horizon')).set_index(['model', 'horizon'])
     out[['cov80', 'cov95']] = pooled[['cov80', 'cov95']]
     out['coins'] = per_coin.groupby(['model', 'horizon']).size()
+    if 'shrink' in preds:  # the factor each point model's mean was shrunk by toward the random walk (median over test parts)
+        out['shrink'] = preds.drop_duplicates(['coin', 'model', 'horizon', 'fold'])[['model', 'horizon', 'shrink']].groupby(
+            ['model', 'horizon'])['shrink'].median()
     return out.reset_index()
 
 def period_summary(preds: pd.DataFrame) -> pd.DataFrame:

@@ -21,10 +21,12 @@ from .features import build_features, market_context
 from .dataset import walk_forward
 from .metrics import score_predictions
 from .forecaster import make_model, model_class, model_entry, model_names
+from .calibration import calibrate_pooled
 
 # %% auto #0
-__all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'SUMMARY_COLUMNS', 'coin_folds', 'ensemble_members',
-           'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'backtest_cli']
+__all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'CALIBRATIONS', 'SUMMARY_COLUMNS', 'coin_folds',
+           'ensemble_members', 'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser',
+           'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 model_factory = make_model  # a fresh forecaster by registered name (the registry lives in `06_forecaster`)
@@ -32,6 +34,7 @@ KNOWN_MODELS = model_names()
 
 # %% ../nbs/08_backtest.ipynb #f7a6602c
 VAL_SIZE, MIN_TRAIN = 90, 300  # the harness's walk-forward folds: validation days, and the fewest training days
+CALIBRATIONS = ('pooled', 'coin')  # point models' calibration: on every coin's validation residuals, or on the coin's own
 
 def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progress=True, val_size: int = VAL_SIZE,
                min_train: int = MIN_TRAIN, **fold_kwargs) -> dict:
@@ -59,8 +62,8 @@ def ensemble_members(models, model_kwargs=None, ensemble: str|None = None) -> tu
     if len(others) >= 2: return tuple(others)
     return model_class(ensemble)().members
 
-def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None) -> pd.DataFrame:
-    "Test predictions of every per-coin model on every fold of one coin; an ensemble stacks the members fitted on the same fold."
+def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('test',)) -> pd.DataFrame:
+    "Predictions (of `parts`) of every per-coin model on every fold of one coin; an ensemble stacks the members fitted on the same fold."
     kw = model_kwargs or {}
     ensembles = [m for m in models if model_entry(m).is_ensemble]
     members = {e: ensemble_members(models, kw, e) for e in ensembles}
@@ -76,13 +79,17 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None) -> pd.Da
             ens_kw = {k: v for k, v in kw.get(e, {}).items() if k not in ('members', 'member_kwargs')}
             fitted[e] = model_class(e).from_fitted({m: fitted[m] for m in members[e]}, f, seed=seed, **ens_kw)
             fitted[e].name = e
-        out += [fitted[name].predict(f, 'test').assign(fold=f.k) for name in models]
+        out += [fitted[name].predict(f, part).assign(fold=f.k, part=part) for name in models for part in parts]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
-                 min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None) -> tuple[pd.DataFrame, dict]:
-    "The predictions frame of every model on the test parts of every coin's walk-forward folds."
+                 min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
+                 calibration: str = 'pooled') -> tuple[pd.DataFrame, dict]:
+    "The predictions frame of every model on the test parts of every coin's walk-forward folds (point models calibrated `calibration`)."
+    if calibration not in CALIBRATIONS: raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    pooled = calibration == 'pooled'
+    parts = ('val', 'test') if pooled else ('test',)
     from tqdm.auto import tqdm
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
     if universe is None: universe = load_universe(data_dir, sources=sources, require=coins or ())  # or pass the frames yourself
@@ -97,10 +104,10 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     if per_coin and jobs > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(jobs) as ex:
-            futs = {ex.submit(fit_predict_coin, fs, per_coin, seed, model_kwargs): c for c, fs in folds.items()}
+            futs = {ex.submit(fit_predict_coin, fs, per_coin, seed, model_kwargs, parts): c for c, fs in folds.items()}
             for fut in tqdm(as_completed(futs), total=len(futs), desc='coins', **bar): results[futs[fut]] = fut.result()
     elif per_coin:
-        for c, fs in tqdm(folds.items(), desc='coins', **bar): results[c] = fit_predict_coin(fs, per_coin, seed, model_kwargs)
+        for c, fs in tqdm(folds.items(), desc='coins', **bar): results[c] = fit_predict_coin(fs, per_coin, seed, model_kwargs, parts)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
     groups = defaultdict(list)  # a global model fits every coin's fold of one cut-off at once
     for c in sorted(folds):
@@ -108,9 +115,11 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     for name in global_models:
         for key, members in tqdm(sorted(groups.items()), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
             m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(members)
-            preds += [m.predict(f, 'test').assign(fold=f.k) for f in members]
+            preds += [m.predict(f, part).assign(fold=f.k, part=part) for f in members for part in parts]
     out = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
-    return out, skipped
+    if out.empty: return out, skipped
+    if pooled: out = calibrate_pooled(out, [m for m in models if model_class(m).calibrated])
+    return out.drop(columns='part', errors='ignore').reset_index(drop=True), skipped
 
 # %% ../nbs/08_backtest.ipynb #134130a0
 def summarize(preds: pd.DataFrame, per_coin: bool = False) -> pd.DataFrame:
@@ -151,6 +160,8 @@ def backtest_parser() -> ArgParser:
     p.add_argument('--jobs', type=positive_int, default=1, help='processes for the per-coin models')
     p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
     p.add_argument('--per-coin', action='store_true', help='also print the metrics of every coin')
+    p.add_argument('--calibration', choices=CALIBRATIONS, default='pooled',
+                   help="point models' intervals and shrinkage: fitted on every coin's validation residuals (pooled, default) or each coin's own")
     return p
 
 def backtest_cli(argv: list[str]) -> int:
@@ -161,7 +172,8 @@ def backtest_cli(argv: list[str]) -> int:
     kw = {**deep, **{e: {'member_kwargs': deep} for e in models if deep and model_entry(e).is_ensemble}}
     t0 = time.time()
     preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,
-                                  a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs, sources=dict(a.source or []))
+                                  a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs, sources=dict(a.source or []),
+                                  calibration=a.calibration)
     for c, why in skipped.items(): print(f"skipped {c}: {why}", file=sys.stderr)
     if preds.empty: raise UserError("no coin had enough history for the requested folds")
     if a.out:

@@ -15,7 +15,7 @@ from scipy.stats import norm
 from .args import ArgParser, non_negative_int, port, positive_int, existing_dir
 from .errors import UserError
 from .config import TICKER_PATTERN, get_config
-from .metrics import QUANTILES, quantile_col
+from .metrics import QUANTILES, quantile_col, central_intervals, frame_quantiles
 
 # %% auto #0
 __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
@@ -23,9 +23,10 @@ __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COL
            'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir', 'price_history', 'history_note',
            'current_regime', 'forecast_age', 'return_cdf', 'return_quantile', 'prob_above', 'alert_table',
            'parse_holdings', 'parse_thresholds', 'error_html', 'portfolio_value', 'skill_table', 'model_forecasts',
-           'ensemble_weights', 'shap_top', 'price_figure', 'model_figure', 'bar_figure', 'latest_price',
-           'eviction_order', 'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent',
-           'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
+           'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure', 'model_figure',
+           'bar_figure', 'latest_price', 'eviction_order', 'capped_kernel_manager', 'dashboard_notebook',
+           'voila_jupyter_path', 'die_with_parent', 'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree',
+           'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -326,6 +327,32 @@ def shap_top(run: Run, horizon: int, n: int = 10) -> pd.DataFrame:
     if not cols: return pd.DataFrame()
     t = pd.DataFrame(cols)
     return t.loc[t.rank(pct=True).mean(axis=1).sort_values(ascending=False).index[:n]].rename_axis('feature')
+
+# %% ../nbs/32_dashboard.ipynb #8e61d48e
+def calibration_table(run: Run, model: str|None = None) -> pd.DataFrame:
+    "Realised coverage of the central intervals of `model`'s (default: the headline's) test forecasts: horizon, nominal, realised, n."
+    p = run.predictions
+    p = p[p['model'] == (model or run.headline)] if len(p) and 'actual' in p else p.iloc[:0]
+    p = p[np.isfinite(p['actual'].astype(float))] if len(p) else p
+    rows = []
+    for h, g in p.groupby('horizon'):
+        for lo, hi, level in central_intervals(frame_quantiles(g)):
+            inside = (g[quantile_col(lo)] <= g['actual']) & (g['actual'] <= g[quantile_col(hi)])
+            rows.append(dict(horizon=int(h), nominal=level, realised=float(inside.mean()), n=len(g)))
+    return pd.DataFrame(rows, columns=['horizon', 'nominal', 'realised', 'n'])
+
+def calibration_figure(run: Run, model: str|None = None, height: int = 320):
+    "Realised against nominal coverage of the central intervals, a line per horizon, and the diagonal."
+    import plotly.graph_objects as go
+    t = calibration_table(run, model)
+    fig = go.Figure([go.Scatter(x=[0, 1], y=[0, 1], mode='lines', line=dict(dash='dot', color='grey'), name='perfect')])
+    for h, g in t.groupby('horizon'):
+        fig.add_scatter(x=g['nominal'], y=g['realised'], mode='lines+markers', name=f"{h} day(s)",
+                        hovertemplate='nominal %{x:.0%}: held %{y:.1%}<extra></extra>')
+    fig.update_layout(title=f"{run.coin}: how often {model or run.headline}'s intervals held (test period)", height=height,
+                      xaxis=dict(title='nominal coverage', tickformat='.0%', range=[0.4, 1]),
+                      yaxis=dict(title='realised coverage', tickformat='.0%', range=[0.3, 1]), margin=dict(l=50, r=20, t=50, b=40))
+    return fig
 
 # %% ../nbs/32_dashboard.ipynb #9edc4496
 def _fan(run: Run, horizon: int) -> pd.DataFrame:

@@ -181,7 +181,7 @@ class _EpochLog(keras.callbacks.Callback):
 # %% ../nbs/11_deep.ipynb #9af675b9
 class KerasForecaster(Forecaster):
     "Shared training, prediction and saving for Keras sequence models; subclasses provide `build_model(input_shape, n_horizons)`."
-    name, conformal = 'keras', False   # the network forecasts its own quantiles
+    name = 'keras'   # its quantile head trains the median; the intervals come from the calibration, as every point model's
     needs_windows = True
 
     def __init__(self, *, head: str = 'quantile', lookback: int = 60, epochs: int = 100,
@@ -299,14 +299,16 @@ def _predict(self: KerasForecaster, fold, part: str):
 
 # %% ../nbs/11_deep.ipynb #c9a974c4
 _FOLD_META = 'fold_meta.pkl'  # the features, scaler and coin of the training fold, which `predict_frame` rebuilds
+_CALIBRATION = 'calibration.pkl'  # the fitted volatility models and calibrations, per coin
 
 @patch
 def save(self: KerasForecaster, path) -> Path:
-    "Save to directory `path` (`model.keras`, `forecaster.json`, and `fold_meta.pkl` for `predict_frame`); returns the path."
+    "Save to directory `path` (`model.keras`, `forecaster.json`, and `fold_meta.pkl` for `predict_frame`, `calibration.pkl`); returns the path."
     if self.model is None: raise RuntimeError(f"{self.name}: nothing to save, the forecaster is not fitted")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / 'model.keras', suffix='.keras') as tmp: self.model.save(tmp)  # Keras wants the suffix
     if getattr(self, 'fold_meta_', None) is not None: write_bytes(path / _FOLD_META, pickle.dumps(self.fold_meta_))
+    write_bytes(path / _CALIBRATION, pickle.dumps(dict(calibration=self.calibration_, volatility=self.volatility_)))
     meta = dict(cls=type(self).__name__, params=self.get_params(), horizons=[int(h) for h in self.horizons], n_features=self.n_features,
                 y_scale=self.y_scale.tolist(), history=self.history)
     write_text(path / 'forecaster.json', json.dumps(meta, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
@@ -324,6 +326,9 @@ def load(cls: KerasForecaster, path) -> KerasForecaster:
     self.y_scale, self.history = np.asarray(meta['y_scale'], dtype='float32'), meta['history']
     self.model = keras.saving.load_model(path / 'model.keras', compile=False)
     if (path / _FOLD_META).exists(): self.fold_meta_ = pickle.loads((path / _FOLD_META).read_bytes())
+    if (path / _CALIBRATION).exists():
+        state = pickle.loads((path / _CALIBRATION).read_bytes())
+        self.calibration_, self.volatility_ = state['calibration'], state['volatility']
     return self
 
 # %% ../nbs/11_deep.ipynb #16d662ac

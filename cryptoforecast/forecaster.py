@@ -13,16 +13,18 @@ import pandas as pd
 
 from .metrics import QUANTILES, quantile_col
 from .dataset import target_col
+from .volatility import fold_sigma, fold_volatility
+from .calibration import Calibration
 from .atomic import write_bytes
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'conformal_offsets', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA',
-           'ModelEntry', 'register_model', 'model_names', 'model_entry', 'model_class', 'make_model']
+__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA', 'ModelEntry',
+           'register_model', 'model_names', 'model_entry', 'model_class', 'make_model']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
 def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons, mean: np.ndarray, q: np.ndarray,
-                      frame: pd.DataFrame, scale=None) -> pd.DataFrame:
+                      frame: pd.DataFrame, scale=None, sigma=None, point=None) -> pd.DataFrame:
     "The tidy predictions frame: one row per origin × horizon, actuals and price reconstructions from `frame`; `scale` [H] is the MASE scale."
     n, H = len(origins), len(horizons)
     assert mean.shape == (n, H) and q.shape == (n, H, len(QUANTILES)), (mean.shape, q.shape)
@@ -36,21 +38,15 @@ def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons
     out['price_mean'] = out['close_origin'] * np.exp(out['mean'])
     out['price_actual'] = out['close_origin'] * np.exp(out['actual'])
     out['scale'] = np.tile(np.asarray(scale, float), n) if scale is not None else np.nan
-    return out
-
-# %% ../nbs/06_forecaster.ipynb #014e6f2c
-def conformal_offsets(errors: np.ndarray) -> np.ndarray:
-    "Per-horizon quantiles of validation errors (actual - point), shape [H, Q]."
-    errors = np.asarray(errors, dtype=float)
-    out = np.stack([np.nanquantile(errors[:, j], QUANTILES) if np.isfinite(errors[:, j]).any() else np.zeros(len(QUANTILES))
-                    for j in range(errors.shape[1])])
+    out['sigma'] = np.asarray(sigma, float).reshape(-1) if sigma is not None else np.nan  # forecast sd of the h-day log return
+    out['point'] = np.asarray(point, float).reshape(-1) if point is not None else out['mean']  # before shrinkage
     return out
 
 # %% ../nbs/06_forecaster.ipynb #4b2735a0
 class Forecaster:
     "Base class: fit on a fold, predict mean and quantiles of the h-day log return for every horizon."
     name = 'forecaster'
-    conformal = True        # point models: intervals from validation errors
+    calibrated = True       # a point model: mean shrunk and quantiles built by the calibration (else its own quantiles)
     is_global = False       # fits across coins with `fit_many(folds)`
     needs_windows = False   # a sequence model: lookback windows, `epochs`, a training `history`
     is_ensemble = False     # combines other registered models (`from_fitted`)
@@ -58,15 +54,28 @@ class Forecaster:
 
     def __init__(self, seed: int = 42, **params):
         self.seed, self.params = seed, params
-        self.offsets_ = None
+        self.calibration_, self.volatility_ = {}, {}
 
     def _fit(self, fold): raise NotImplementedError
     def _predict(self, fold, part: str) -> tuple[np.ndarray, np.ndarray|None]:
-        "Return `(mean [n, H], quantiles [n, H, Q] or None)` for the origins of `part`."
+        "Return `(point [n, H], quantiles [n, H, Q] or None)` for the origins of `part` (calibrated models' quantiles are ignored)."
         raise NotImplementedError
 
     def origins(self, fold, part) -> pd.DatetimeIndex: return getattr(fold, part)
-    def _offsets(self, fold) -> np.ndarray: return self.offsets_  # conformal offsets [H, Q] for this fold's coin
+
+    def sigma(self, fold, origins) -> np.ndarray:
+        "Forecast sd `[n, H]` of the h-day log return at `origins`, by the volatility model fitted on this coin's training part."
+        return fold_sigma(fold, origins, self.volatility_.get(fold.coin))
+
+    def calibrate(self, fold) -> Forecaster:
+        "Fit this coin's shrinkage and residual quantiles on `fold`'s validation part (the model being fitted)."
+        self.volatility_[fold.coin] = fold_volatility(fold)
+        origins = self.origins(fold, 'val')
+        point, _ = self._predict(fold, 'val')
+        actual = np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(float) for h in self.horizons], 1)
+        self.calibration_[fold.coin] = Calibration.fit(point, self.sigma(fold, origins), actual, self.horizons, origins,
+                                                       adapt_after=origins[-1] if len(origins) else None)
+        return self
 
     def _remember(self, fold) -> None:
         "Keep the horizons and what `predict_frame` needs to rebuild the inputs of `fold`'s kind on fresh data."
@@ -75,26 +84,39 @@ class Forecaster:
                                train=fold.train)
 
     def fit(self, fold) -> Forecaster:
-        "Fit on the fold's training part; calibrate intervals on its validation part."
+        "Fit on the fold's training part; calibrate on its validation part."
         self._remember(fold)
         self._fit(fold)
-        if self.conformal:
-            mean, _ = self._predict(fold, 'val')
-            actual = np.stack([fold.frame[target_col(h)].reindex(self.origins(fold, 'val')).to_numpy() for h in self.horizons], 1)
-            self.offsets_ = conformal_offsets(actual - mean)
+        self.volatility_[fold.coin] = fold_volatility(fold)
+        if self.calibrated: self.calibrate(fold)
         return self
 
+    def forecast_parts(self, fold, part: str = 'test') -> dict:
+        "At the origins of `part`: `origins`, `point` and `mean` [n, H], `q` [n, H, Q] (sorted) and `sigma` [n, H]."
+        origins = self.origins(fold, part)
+        point, q = self._predict(fold, part)
+        sigma = self.sigma(fold, origins)
+        mean = point
+        if self.calibrated:
+            cal = self.calibration_.get(fold.coin)
+            if cal is None: raise RuntimeError(f"{self.name}: not calibrated for {fold.coin}; fit it on one of {fold.coin}'s folds first")
+            actual = np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(float) for h in self.horizons], 1)
+            mean, q = cal.apply(point, sigma, actual, origins)   # outcomes read only where realised by each origin
+        return dict(origins=origins, point=point, mean=mean, q=np.sort(q, axis=-1), sigma=sigma)
+
     def forecast(self, fold, part: str = 'test') -> tuple[np.ndarray, np.ndarray]:
-        "`(mean [n, H], quantiles [n, H, Q])` at the origins of `part`: point models' intervals filled in from calibration, sorted."
-        mean, q = self._predict(fold, part)
-        if q is None: q = mean[:, :, None] + self._offsets(fold)[None]
-        return mean, np.sort(q, axis=-1)
+        "`(mean [n, H], quantiles [n, H, Q])` at the origins of `part`: calibrated for point models, sorted."
+        out = self.forecast_parts(fold, part)
+        return out['mean'], out['q']
+
+    def _frame(self, fold, part: str, frame: pd.DataFrame, scale=None) -> pd.DataFrame:
+        out = self.forecast_parts(fold, part)
+        return predictions_frame(fold.coin, self.name, out['origins'], self.horizons, out['mean'], out['q'], frame,
+                                 scale=scale, sigma=out['sigma'], point=out['point'])
 
     def predict(self, fold, part: str = 'test') -> pd.DataFrame:
         "The predictions frame for the origins of `part`."
-        mean, q = self.forecast(fold, part)
-        return predictions_frame(fold.coin, self.name, self.origins(fold, part), self.horizons, mean, q, fold.frame,
-                                 scale=fold.mase_scale().reindex(self.horizons).to_numpy())
+        return self._frame(fold, part, fold.frame, scale=fold.mase_scale().reindex(self.horizons).to_numpy())
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         "Predictions for every origin of a feature `frame` (e.g. fresh data), with the training-time scaler and features."
@@ -106,8 +128,7 @@ class Forecaster:
         origins = frame.index[m['lookback'] - 1:]
         empty = frame.index[:0]
         fold = Fold(m['coin'], frame, self.horizons, empty, empty, origins, m['features'], m['scaler'], None, {}, m['lookback'])
-        mean, q = self.forecast(fold, 'test')
-        return predictions_frame(fold.coin, self.name, self.origins(fold, 'test'), self.horizons, mean, q, frame)
+        return self._frame(fold, 'test', frame)
 
     def feature_importance(self) -> pd.Series|None:
         "Importance per feature, largest first, for models that have one (else None)."
@@ -149,7 +170,7 @@ def _train_returns(fold, window: int|None) -> pd.Series:
 
 class RandomWalk(Forecaster):
     "Zero return; intervals from the quantiles of past h-day returns."
-    name, conformal = 'naive', False
+    name, calibrated = 'naive', False
     def __init__(self, window: int = 365, **kw): super().__init__(**kw); self.window = window
     def _fit(self, fold):
         self.q_ = np.stack([np.nanquantile(fold.frame[target_col(h)].reindex(fold.train[-self.window:]), QUANTILES)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import lightgbm as lgb
 
-from .forecaster import Forecaster, conformal_offsets
+from .forecaster import Forecaster
 from .dataset import target_col
 
 # %% auto #0
@@ -146,15 +146,10 @@ class GlobalLightGBM(LightGBMForecaster):
             m.fit(Xt, yt[:, j], eval_X=Xv, eval_y=yv[:, j], callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
             self.models_[h] = m
         self.mode = 'direct'
-        self.offsets_ = {}
-        for f in folds:  # per-coin conformal intervals from that coin's validation errors
-            mean, _ = self._predict(f, 'val')
-            actual = np.stack([f.frame[target_col(h)].reindex(f.val).to_numpy() for h in self.horizons], 1)
-            self.offsets_[f.coin] = conformal_offsets(actual - mean)
+        for f in folds: self.calibrate(f)  # per coin: its volatility forecast and validation errors
         return self
 
     def fit(self, fold): return self.fit_many([fold])
-    def _offsets(self, fold): return self.offsets_[fold.coin]
     def explain(self, fold, out_dir, seed: int = 0) -> list[Path]: return []  # trees on coin-normalised inputs: not explained yet
     def log_to_mlflow(self, fold) -> list: return []  # its boosters take coin-normalised inputs: the pyfunc is the one to serve
 

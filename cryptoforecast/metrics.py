@@ -21,7 +21,7 @@ __all__ = ['QUANTILES', 'QUANTILE_COLS', 'PREDICTION_COLUMNS', 'SEQUENCE_KEYS', 
            'loss_differential', 'dm_test', 'random_walk_pinball', 'score_group', 'score_predictions']
 
 # %% ../nbs/05_metrics.ipynb #b264def2
-QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
+QUANTILES = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
 
 def quantile_col(q: float) -> str:
     "The predictions-frame column of quantile `q`: `0.025 -> 'q0.025'`."

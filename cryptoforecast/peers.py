@@ -14,8 +14,8 @@ from .forecaster import Forecaster
 from .volatility import GARCHVol
 
 # %% auto #0
-__all__ = ['GARCH_TAILS', 'LEVELS', 't_quantiles', 'GARCHForecaster', 'interval_keys', 'StatsForecastPeer', 'ETSForecaster',
-           'AutoARIMAForecaster']
+__all__ = ['GARCH_TAILS', 'LEVELS', 'MEDIAN', 't_quantiles', 'GARCHForecaster', 'interval_keys', 'StatsForecastPeer',
+           'ETSForecaster', 'AutoARIMAForecaster']
 
 # %% ../nbs/10_peers.ipynb #3144b836
 GARCH_TAILS = ('t', 'normal')
@@ -30,7 +30,7 @@ def t_quantiles(nu: float, probs=QUANTILES) -> np.ndarray:
 # %% ../nbs/10_peers.ipynb #37d4bc74
 class GARCHForecaster(Forecaster):
     "Random-walk mean (0); quantiles sigma_h(origin) x unit-variance t quantiles, from a GARCH(1,1)-t fitted on training."
-    name, conformal = 'garch', False
+    name, calibrated = 'garch', False
 
     def __init__(self, o: int = 0, tails: str = 't', **kw):
         super().__init__(**kw)
@@ -42,17 +42,18 @@ class GARCHForecaster(Forecaster):
         self.nu_ = float(self.vol_.params_.get('nu', np.inf))   # the RiskMetrics fallback has no nu: normal
         self.z_ = t_quantiles(self.nu_ if self.tails == 't' else np.inf)
 
-    def sigma(self, fold, part: str) -> np.ndarray:
-        "sigma_h(origin) of the h-day log return at the origins of `part`, [n, H]."
+    def garch_sigma(self, fold, part: str) -> np.ndarray:
+        "The GARCH's sigma_h(origin) of the h-day log return at the origins of `part`, [n, H]."
         var = self.vol_.variance(fold).reindex(self.origins(fold, part))
         return np.sqrt(var[list(self.horizons)].to_numpy(float))
 
     def _predict(self, fold, part):
-        s = self.sigma(fold, part)
+        s = self.garch_sigma(fold, part)
         return np.zeros_like(s), s[:, :, None] * self.z_[None, None]
 
 # %% ../nbs/10_peers.ipynb #c917c1f8
-LEVELS = (80, 95)
+LEVELS = tuple(sorted(round(100 * (1 - 2 * q)) for q in QUANTILES if q < 0.5))   # the central intervals: 50, 80, 90, 95
+MEDIAN = QUANTILES.index(0.5)
 
 def interval_keys(levels=LEVELS) -> list[str]:
     "statsforecast's forecast keys in the order of `QUANTILES`: the lower bounds widest first, the mean, the upper bounds."
@@ -65,7 +66,7 @@ def interval_keys(levels=LEVELS) -> list[str]:
 # %% ../nbs/10_peers.ipynb #b9615b79
 class StatsForecastPeer(Forecaster):
     "A statsforecast model fitted on the training log closes, then run forward with fixed parameters to every origin."
-    conformal = False
+    calibrated = False
     def _make(self): raise NotImplementedError
 
     def _log_close(self, frame: pd.DataFrame) -> pd.Series:
@@ -92,7 +93,7 @@ class StatsForecastPeer(Forecaster):
             with np.errstate(all='ignore'):
                 res = self._forward(y[:end], int(H.max()))
             q[i] = np.stack([np.asarray(res[k], dtype=float)[H - 1] for k in keys], axis=-1) - y[end - 1]
-        return q[:, :, 2].copy(), q
+        return q[:, :, MEDIAN].copy(), q
 
 class ETSForecaster(StatsForecastPeer):
     "statsforecast's AutoETS (non-seasonal) on the log close; the residual variance fixed at its training value."

@@ -134,8 +134,9 @@ def params_of(model: str, trial_params: dict) -> dict:
 
 # %% ../nbs/20_tuning.ipynb #3940fe6e
 def validation_loss(predictions: pd.DataFrame) -> float:
-    "Relative MAE (vs the random walk) of the point forecast, pooled over the rows of `predictions`, mean over horizons."
-    losses = [rel_mae(g['actual'], g['mean']) for _, g in predictions.groupby('horizon')]
+    "Relative MAE (vs the random walk) of the raw point forecast (`point`: the shrinkage is fitted on these same rows), mean over horizons."
+    point = 'point' if 'point' in predictions else 'mean'
+    losses = [rel_mae(g['actual'], g[point]) for _, g in predictions.groupby('horizon')]
     if not losses or not np.isfinite(losses).all():
         where = ', '.join(f"{c}={sorted(map(str, predictions[c].unique()))}" for c in ('coin', 'model') if c in predictions)
         raise ValueError(f"no validation rows with known targets to score ({where or 'empty predictions'})")

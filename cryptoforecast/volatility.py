@@ -15,10 +15,11 @@ from .dataset import Fold, coin_of, target_col
 from .features import targets, warmup_days
 
 # %% auto #0
-__all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'ESTIMATORS', 'volatility_frame', 'daily_returns',
-           'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter',
-           'garch_horizon_sums', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins', 'HARVol', 'PooledHAR',
-           'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike']
+__all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'ESTIMATORS', 'VOLATILITY', 'volatility_frame',
+           'daily_returns', 'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol',
+           'garch_filter', 'garch_horizon_sums', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
+           'HARVol', 'PooledHAR', 'CombinedVol', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility',
+           'relative_qlike', 'fold_volatility', 'fold_sigma']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
 OHLC = ['open', 'high', 'low', 'close']
@@ -283,9 +284,22 @@ class PooledHAR:
         return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + _ols_predict(self.coef_[h], X)) for h in fold.horizons},
                             index=F.index)
 
+# %% ../nbs/09_volatility.ipynb #5023023a
+class CombinedVol:
+    "Geometric mean of the h-day variances of several per-coin estimators (default EWMA, GARCH-t and HAR), each fitted on training."
+    name = 'combo'
+    def __init__(self, members=('ewma', 'garch', 'har')): self.members = tuple(members)
+    def fit(self, fold: Fold):
+        self.fitted_ = [ESTIMATORS[m]().fit(fold) for m in self.members]
+        return self
+    def variance(self, fold: Fold) -> pd.DataFrame:
+        "h-day variance forecasts on every date of the fold's frame (NaN where a member has none)."
+        logs = [np.log(m.variance(fold).reindex(fold.frame.index).clip(lower=VAR_FLOOR)) for m in self.fitted_]
+        return np.exp(sum(logs) / len(logs))
+
 # %% ../nbs/09_volatility.ipynb #56038f68
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
-              'gjr': lambda: GARCHVol(o=1), 'har': HARVol}
+              'gjr': lambda: GARCHVol(o=1), 'har': HARVol, 'combo': CombinedVol}
 
 def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bool = True, parts=('test',)) -> pd.DataFrame:
     "Forecasts of every estimator (and the pooled HAR) at the origins of `parts` of every fold of every coin."
@@ -343,3 +357,17 @@ def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',
     out = pd.DataFrame({'coins': g['ratio'].count(), 'median_ratio': g['ratio'].median(),
                         'beats_base': g['ratio'].apply(lambda r: float((r < 1).mean()))})
     return out.join(pooled.rename('pooled_qlike')).reset_index()
+
+# %% ../nbs/09_volatility.ipynb #449eed61
+VOLATILITY = 'combo'
+
+def fold_volatility(fold: Fold):
+    "The project's volatility estimator fitted on `fold`'s training part (fitted once, then kept on the fold)."
+    est = fold.__dict__.get('_volatility')
+    if est is None: est = fold.__dict__['_volatility'] = ESTIMATORS[VOLATILITY]().fit(fold)
+    return est
+
+def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
+    "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
+    var = (estimator or fold_volatility(fold)).variance(fold)
+    return np.sqrt(np.stack([var[h].reindex(origins).to_numpy(float) for h in fold.horizons], 1))

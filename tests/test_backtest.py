@@ -5,6 +5,7 @@ import pytest
 
 from cryptoforecast.backtest import run_backtest
 from cryptoforecast.data import load_universe
+from cryptoforecast.metrics import QUANTILE_COLS, validate_predictions
 from conftest import DATA_DIR, needs_data, run_cli
 
 MODELS = ('naive', 'drift', 'arima', 'lightgbm', 'lightgbm_global')
@@ -41,7 +42,7 @@ def test_no_leakage_through_the_whole_harness(universe):
     early = lambda p: p[p['origin'] <= T - pd.Timedelta(days=embargo)].sort_values(key).reset_index(drop=True)
     a, b = early(base), early(pert)
     assert len(a) > 1000 and set(a['model']) == set(MODELS)
-    cols = ['mean', 'q0.025', 'q0.1', 'q0.5', 'q0.9', 'q0.975']
+    cols = ['mean', 'point', 'sigma', *QUANTILE_COLS]   # the calibrated quantiles, pooled across coins, included
     pd.testing.assert_frame_equal(a[key + cols], b[key + cols], check_exact=True)
     # the check can fail: predictions after T do change
     late = lambda p: p[(p['origin'] > T) & (p['model'] == 'lightgbm')].sort_values(key)['mean'].to_numpy()
@@ -68,3 +69,26 @@ def test_same_seed_same_prediction_file(tmp_path):
 def test_backtest_cli_rejects_unknown_model(tmp_path):
     r = run_cli('backtest', '--coins', 'BTC', '--models', 'naive,prophet', cwd=tmp_path)
     assert r.returncode == 2 and "argument --models: unknown model 'prophet'; choose from naive" in r.stderr, r.stderr
+
+@needs_data
+def test_pooled_calibration_shrinks_and_stays_valid(universe):
+    "Point models' means are shrunk toward the random walk by a factor in [0, 1]; pooled and per-coin calibrations differ."
+    models = ('naive', 'drift', 'lightgbm')
+    pooled, _ = run_backtest(COINS, models, seed=7, progress=False, universe=universe, **FOLDS)
+    coin, _ = run_backtest(COINS, models, seed=7, progress=False, universe=universe, calibration='coin', **FOLDS)
+    for p in (pooled, coin):
+        validate_predictions(p)
+        assert 'part' not in p and p['sigma'].gt(0).all()
+    point = pooled[pooled['model'] != 'naive']
+    assert point['shrink'].between(0, 1).all() and pooled.loc[pooled['model'] == 'naive', 'shrink'].isna().all()
+    np.testing.assert_allclose(point['mean'], point['shrink'] * point['point'])
+    key = ['coin', 'model', 'horizon', 'origin', 'fold']
+    a = pooled.sort_values(key).reset_index(drop=True)
+    b = coin.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[a.model == 'naive'][QUANTILE_COLS], b[b.model == 'naive'][QUANTILE_COLS])  # own quantiles
+    assert not np.allclose(a[a.model == 'lightgbm']['q0.9'], b[b.model == 'lightgbm']['q0.9'])
+    with pytest.raises(ValueError, match='calibration'): run_backtest(COINS, models, universe=universe, calibration='none')
+
+def test_backtest_cli_rejects_unknown_calibration(tmp_path):
+    r = run_cli('backtest', '--coins', 'BTC', '--calibration', 'global', cwd=tmp_path)
+    assert r.returncode == 2 and 'argument --calibration' in r.stderr and r.stderr.count('\n') == 1, r.stderr

@@ -6,6 +6,7 @@ import pytest
 from cryptoforecast.backtest import coin_folds
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.metrics import QUANTILE_COLS
 from cryptoforecast.ensemble import EnsembleForecaster, RegimeDetector
 from conftest import DATA_DIR
 
@@ -54,7 +55,7 @@ def test_ensemble_does_not_read_the_future(btc):
     base, wb = _ensemble_predictions(btc)
     pert, wp = _ensemble_predictions(perturb_after(btc, T))
     np.testing.assert_allclose(wb.drop(columns='fold').sum(axis=1), 1)
-    cols = ['mean', 'q0.025', 'q0.1', 'q0.5', 'q0.9', 'q0.975']
+    cols = ['mean', 'point', 'sigma', *QUANTILE_COLS]
     early = lambda p: p[p['origin'] <= T - pd.Timedelta(days=EMBARGO)].sort_values(['fold', 'origin', 'horizon'])
     a, b = early(base), early(pert)
     assert len(a) > 146 * 3
