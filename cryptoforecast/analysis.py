@@ -25,7 +25,7 @@ __all__ = ['DAYS_PER_YEAR', 'STAT_COLUMNS', 'Z80', 'log_returns', 'annualised_re
            'save_figure', 'plot_correlation', 'plot_dendrogram', 'plot_pca', 'plot_risk_return', 'analyze_universe',
            'analyze_parser', 'analyze_cli']
 
-# %% ../nbs/40_analysis.ipynb #8198f5cf
+# %% ../nbs/40_analysis.ipynb #bc343664
 DAYS_PER_YEAR = 365
 
 def _finite(r) -> np.ndarray:
@@ -42,7 +42,8 @@ def annualised_return(r, periods_per_year: float = DAYS_PER_YEAR, log: bool = Tr
     r = _finite(r)
     if not len(r): return np.nan
     if log: return float(np.expm1(r.mean() * periods_per_year))
-    growth = np.log1p(np.maximum(r, -1.0)).sum()   # a loss of everything ends the curve at 0
+    with np.errstate(divide='ignore'):
+        growth = np.log1p(np.maximum(r, -1.0)).sum()   # a loss of everything ends the curve at 0
     return float(np.expm1(growth * periods_per_year / len(r)))
 
 def annualised_volatility(r, periods_per_year: float = DAYS_PER_YEAR) -> float:
