@@ -11,6 +11,7 @@ Reads a predictions frame (every model in it: the ensemble and each single model
    quintile return after costs, M6-style RPS against equal probabilities;
 3. long-only portfolios (minimum variance, risk parity, a mean-variance tilt; Ledoit-Wolf correlations fitted on
    returns realised by each weekly rebalance) against equal weight, after costs.
+Stablecoins (realised volatility below 10% a year) are left out unless --keep-pegged.
 Goal (for information): a rule or portfolio whose Sharpe ratio after costs beats buy and hold (or equal weight) with a
 deflated Sharpe ratio above 0.95, in most test years. A forecast without that adds no tradable value.
 """
@@ -19,7 +20,8 @@ import argparse, time
 import pandas as pd
 
 from cryptoforecast.decisions import (CROSS_COLUMNS, PORTFOLIO_COLUMNS, STRATEGY_COLUMNS, bps, cross_sectional_skill,
-                                      portfolio_table, read_predictions, strategy_returns, strategy_table, trading_rows)
+                                      pegged_coins, portfolio_table, read_predictions, strategy_returns, strategy_table,
+                                      trading_rows)
 
 def show(df: pd.DataFrame, cols=None) -> str:
     cols = [c for c in (cols or df.columns) if c in df.columns]
@@ -32,14 +34,17 @@ def main():
     ap.add_argument('--slippage-bps', type=float, default=5.0)
     ap.add_argument('--draws', type=int, default=1000, help='Monte Carlo draws for the quintile probabilities')
     ap.add_argument('--seed', type=int, default=42)
+    ap.add_argument('--keep-pegged', action='store_true', help='keep the stablecoins (left out by default)')
     a = ap.parse_args()
     t0 = time.perf_counter()
     preds = read_predictions(a.preds)
+    pegged = [] if a.keep_pegged else pegged_coins(preds)
+    preds = preds[~preds['coin'].isin(pegged)]
     cost = bps(a.cost_bps, a.slippage_bps)
     rows = trading_rows(preds, 1)
     print(f"{a.preds}: {rows['coin'].nunique()} coins, models {', '.join(sorted(rows['model'].unique()))}, "
           f"h=1 origins {rows['origin'].min().date()} to {rows['origin'].max().date()}; "
-          f"costs {a.cost_bps:g} + {a.slippage_bps:g} bps per unit of turnover")
+          f"costs {a.cost_bps:g} + {a.slippage_bps:g} bps per unit of turnover; pegged coins left out: {pegged or 'none'}")
     print(f"coins per origin: {rows[rows['model'] == rows['model'].iloc[0]].groupby('origin').size().value_counts().sort_index().to_dict()}")
 
     t = time.perf_counter()
@@ -70,10 +75,21 @@ def main():
     t_cs = time.perf_counter() - t
 
     t = time.perf_counter()
-    pt, _ = portfolio_table(rows, 1, cost)
-    print("\n3. long-only portfolios, rebalanced every 7 days, after costs:")
+    pt, series = portfolio_table(rows, 1, cost)
+    print(f"\n3. long-only portfolios, rebalanced every 7 days, after costs (DSR over {pt.attrs['n_trials']} portfolios tried):")
     print(show(pt, PORTFOLIO_COLUMNS))
+    by_year = series.assign(year=series['origin'].dt.year).groupby(['model', 'portfolio', 'year'])['net']
+    sy = by_year.apply(lambda r: r.mean() / r.std() * 365 ** 0.5 if r.std() > 0 else float('nan')).unstack('year')
+    print("\n   portfolio Sharpe after costs by year of the origin:")
+    print(sy.reset_index().to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     t_pf = time.perf_counter() - t
+    best = net[(net['strategy'] != 'buy_hold') & (net['sharpe'] > net.loc[net['strategy'] == 'buy_hold', 'sharpe'].iloc[0])]
+    print(f"\nrules with a higher Sharpe than buy and hold after costs: "
+          f"{', '.join(f'{r.model}/{r.strategy} ({r.sharpe:.2f}, dsr {r.dsr:.2f})' for r in best.itertuples()) or 'none'}")
+    ew = pt.loc[pt['portfolio'] == 'equal_weight', 'sharpe'].iloc[0]
+    better = pt[(pt['portfolio'] != 'equal_weight') & (pt['sharpe'] > ew)]
+    print(f"portfolios with a higher Sharpe than equal weight: "
+          f"{', '.join(f'{r.model}/{r.portfolio} ({r.sharpe:.2f})' for r in better.itertuples()) or 'none'}")
     print(f"\nseconds: rules {t_rules:.1f}, cross-section {t_cs:.1f}, portfolios {t_pf:.1f}, total {time.perf_counter() - t0:.1f}")
 
 if __name__ == '__main__':

@@ -22,11 +22,12 @@ from .errors import UserError
 __all__ = ['KEY', 'STRATEGIES', 'TARGET_VOL', 'MAX_LEVERAGE', 'EULER_GAMMA', 'PORTFOLIOS', 'STRATEGY_COLUMNS', 'CROSS_COLUMNS',
            'PORTFOLIO_COLUMNS', 'trading_rows', 'periods_per_year', 'synthetic_predictions', 'positions', 'bps',
            'book_returns', 'strategy_returns', 'expected_max_sharpe', 'deflated_sharpe_ratio', 'performance',
-           'pooled_books', 'strategy_table', 'per_coin', 'oracle', 'shuffled', 'quintile_of', 'quintile_probabilities',
-           'rps', 'cross_section_origin', 'cross_sectional_skill', 'ledoit_wolf_correlation', 'risk_parity_weights',
-           'portfolio_weights', 'run_portfolio', 'portfolio_table', 'perturb_after', 'plot_equity', 'plot_portfolios',
-           'check_predictions', 'evaluate_decisions', 'write_decisions', 'non_negative_float', 'positive_float',
-           'strategy_parser', 'read_predictions', 'strategy_cli']
+           'information_ratio', 'pooled_books', 'strategy_table', 'per_coin', 'oracle', 'shuffled', 'quintile_of',
+           'quintile_probabilities', 'rps', 'cross_section_origin', 'cross_sectional_skill', 'ledoit_wolf_correlation',
+           'risk_parity_weights', 'portfolio_weights', 'run_portfolio', 'portfolio_table', 'perturb_after',
+           'plot_equity', 'plot_portfolios', 'pegged_coins', 'check_predictions', 'evaluate_decisions',
+           'write_decisions', 'non_negative_float', 'positive_float', 'strategy_parser', 'read_predictions',
+           'strategy_cli']
 
 # %% ../nbs/41_decisions.ipynb #2cc48748
 KEY = ['coin', 'origin']
@@ -151,7 +152,13 @@ def performance(net, periods_per_year_: float, position=None, turnover=None) -> 
     if turnover is not None: out['turnover'] = float(np.asarray(turnover, dtype=float).mean() * periods_per_year_)
     return out
 
-# %% ../nbs/41_decisions.ipynb #2b11ff02
+# %% ../nbs/41_decisions.ipynb #9b45c821
+def information_ratio(net: pd.Series, bench: pd.Series, periods_per_year_: float) -> tuple[float, float, float]:
+    "Annualised Sharpe ratio of `net - bench` on their common index (origins), with Lo's 95% interval."
+    active = (net - bench.reindex(net.index)).dropna().to_numpy(float)
+    return (sharpe_ratio(active, periods_per_year_), *sharpe_ci(active, periods_per_year_))
+
+# %% ../nbs/41_decisions.ipynb #49780862
 def pooled_books(book: pd.DataFrame) -> pd.DataFrame:
     "Per model, strategy and origin: the equal-capital mean over the coins of net and gross returns, position and turnover."
     g = book.groupby(['model', 'strategy', 'origin'], sort=True)
@@ -185,8 +192,17 @@ def strategy_table(book: pd.DataFrame, horizon: int = 1, by=()) -> pd.DataFrame:
         for i in ix:   # the benchmark was not selected: its DSR is the probabilistic Sharpe ratio against 0
             args = (n, v) if t.loc[i, 'strategy'] != 'buy_hold' else (1, 0.0)
             t.loc[i, 'dsr'] = deflated_sharpe_ratio(groups[i][1]['net'].to_numpy(), *args)
+    ir = [information_ratio(g.set_index('origin')['net'], pooled.loc[(pooled['strategy'] == 'buy_hold').to_numpy()
+                             & _same(pooled, g, by)].set_index('origin')['net'], ppy) for _, g in groups]
+    t[['ir', 'ir_lo', 'ir_hi']] = np.where((t['strategy'] == 'buy_hold').to_numpy()[:, None], np.nan, np.array(ir))
     t.attrs['n_trials'] = int(trial.sum())
     return t
+
+def _same(frame: pd.DataFrame, g: pd.DataFrame, by) -> np.ndarray:
+    "Rows of `frame` in the same `by` group as the group `g`."
+    keep = np.ones(len(frame), bool)
+    for k in by: keep &= (frame[k] == g[k].iloc[0]).to_numpy()
+    return keep
 
 def per_coin(book: pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
     "Performance of every coin's own book, per model and strategy."
@@ -194,7 +210,7 @@ def per_coin(book: pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
     rows = [{'model': m, 'strategy': s, 'coin': c, **_score(g, ppy)} for (m, s, c), g in book.groupby(['model', 'strategy', 'coin'])]
     return pd.DataFrame(rows)
 
-# %% ../nbs/41_decisions.ipynb #20015dd4
+# %% ../nbs/41_decisions.ipynb #4984d8ed
 def oracle(rows: pd.DataFrame) -> pd.DataFrame:
     "The rows with the forecast mean (and quantiles moved with it) set to the realised return: a perfect forecast."
     from cryptoforecast.metrics import frame_quantiles, quantile_col
@@ -213,7 +229,7 @@ def shuffled(rows: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         out.loc[ix, cols] = rows.loc[ix, cols].to_numpy()[rng.permutation(len(ix))]
     return out
 
-# %% ../nbs/41_decisions.ipynb #3540da66
+# %% ../nbs/41_decisions.ipynb #497fdc6d
 def quintile_of(values: np.ndarray, axis: int = -1) -> np.ndarray:
     "The quintile (0..4) of each value among those along `axis`: floor(5 x rank / n), ties broken by position."
     ranks = np.argsort(np.argsort(values, axis=axis, kind='stable'), axis=axis, kind='stable')
@@ -234,7 +250,7 @@ def rps(probs: np.ndarray, outcome: np.ndarray) -> float:
     y[np.arange(len(outcome)), outcome] = 1.0
     return float(np.mean(np.mean((np.cumsum(probs, axis=1) - np.cumsum(y, axis=1)) ** 2, axis=1)))
 
-# %% ../nbs/41_decisions.ipynb #9e19ec9c
+# %% ../nbs/41_decisions.ipynb #d68bf045
 def cross_section_origin(g: pd.DataFrame, n_draws: int, seed: int) -> dict:
     "IC, median hit rate, top/bottom quintile weights and RPS of one origin's coins."
     mean, actual = g['mean'].to_numpy(float), g['actual'].to_numpy(float)
@@ -278,7 +294,7 @@ def cross_sectional_skill(preds: pd.DataFrame, horizons=None, cost: float = bps(
                             rps_equal=float(d['rps_equal'].mean()), rps_skill=float(1 - d['rps'].mean() / d['rps_equal'].mean())))
     return pd.DataFrame(out)
 
-# %% ../nbs/41_decisions.ipynb #09de9f8a
+# %% ../nbs/41_decisions.ipynb #529d7f6a
 PORTFOLIOS = ('equal_weight', 'min_variance', 'risk_parity', 'mean_variance')
 
 def ledoit_wolf_correlation(history) -> np.ndarray:
@@ -328,7 +344,7 @@ def portfolio_weights(kind: str, sigma: np.ndarray, corr: np.ndarray, mu: np.nda
     if kind == 'mean_variance': return _simplex_qp(Sigma, mu, risk_aversion)
     raise ValueError(f"unknown portfolio {kind!r}; choose from {', '.join(PORTFOLIOS)}")
 
-# %% ../nbs/41_decisions.ipynb #7587903d
+# %% ../nbs/41_decisions.ipynb #00aec057
 def run_portfolio(rows: pd.DataFrame, kind: str, horizon: int = 1, cost: float = bps(), rebalance_every: int = 7,
                   lookback: int|None = None, min_history: int = 60, risk_aversion: float = 10.0,
                   min_vol: float = 0.10) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -385,9 +401,19 @@ def portfolio_table(preds_rows: pd.DataFrame, horizon: int = 1, cost: float = bp
             book = book.loc[started:] if pd.notna(started) else book.iloc[:0]
             series.append(book.assign(model=name, portfolio=kind))
             rows.append({'model': name, 'portfolio': kind, **performance(book['net'].to_numpy(), ppy, None, book['turnover'].to_numpy())})
-    return pd.DataFrame(rows), pd.concat(series, ignore_index=True)
+    t = pd.DataFrame(rows)
+    nets = [s_['net'].to_numpy() for s_ in series]
+    sr = np.array([_per_period_sharpe(pd.Series(n)) for n in nets])
+    tried = (t['portfolio'] != 'equal_weight').to_numpy() & np.isfinite(sr)
+    n, v = int(tried.sum()), float(sr[tried].var(ddof=1)) if tried.sum() > 1 else 0.0
+    t['dsr'] = [deflated_sharpe_ratio(x, *((n, v) if k != 'equal_weight' else (1, 0.0))) for x, k in zip(nets, t['portfolio'])]
+    t.attrs['n_trials'] = n
+    ew = next(s_ for s_ in series if s_['portfolio'].iloc[0] == 'equal_weight').set_index('origin')['net'] if series else None
+    ir = [information_ratio(s_.set_index('origin')['net'], ew, ppy) if ew is not None else (np.nan,) * 3 for s_ in series]
+    t[['ir', 'ir_lo', 'ir_hi']] = np.where((t['portfolio'] == 'equal_weight').to_numpy()[:, None], np.nan, np.array(ir))
+    return t, pd.concat(series, ignore_index=True)
 
-# %% ../nbs/41_decisions.ipynb #65d11bdb
+# %% ../nbs/41_decisions.ipynb #14506c39
 def perturb_after(rows: pd.DataFrame, T, seed: int = 0, scale: float = 0.05) -> pd.DataFrame:
     "The rows with noise added to every realised return at origins from `T` on."
     out = rows.copy()
@@ -395,7 +421,7 @@ def perturb_after(rows: pd.DataFrame, T, seed: int = 0, scale: float = 0.05) -> 
     out.loc[late, 'actual'] = out.loc[late, 'actual'] + np.random.default_rng(seed).normal(0, scale, late.sum())
     return out
 
-# %% ../nbs/41_decisions.ipynb #0279e340
+# %% ../nbs/41_decisions.ipynb #d3a89651
 def plot_equity(book: pd.DataFrame, title: str = ''):
     "Equity curves (log scale) of every model's equal-capital book per strategy, against buy and hold."
     from matplotlib.figure import Figure
@@ -434,7 +460,14 @@ def plot_portfolios(series: pd.DataFrame, title: str = ''):
     fig.autofmt_xdate()
     return fig
 
-# %% ../nbs/41_decisions.ipynb #a148f3d0
+# %% ../nbs/41_decisions.ipynb #f48406ec
+def pegged_coins(preds: pd.DataFrame, min_vol: float = 0.10) -> list[str]:
+    "Coins whose realised daily (h=1) log returns in the frame have an annualised volatility below `min_vol`."
+    p = preds[preds['horizon'] == 1].drop_duplicates(['coin', 'origin'])
+    vol = p.groupby('coin')['actual'].std() * np.sqrt(DAYS_PER_YEAR)
+    return sorted(vol.index[vol < min_vol])
+
+# %% ../nbs/41_decisions.ipynb #9effed41
 def check_predictions(preds: pd.DataFrame, what: str = 'the predictions') -> pd.DataFrame:
     "The frame, if it has what the decisions need (coin, origin, horizon, model, mean, actual, two quantiles); else a UserError."
     from cryptoforecast.metrics import frame_quantiles
@@ -479,7 +512,7 @@ def write_decisions(res: dict, out, settings: dict) -> dict:
     write_json(out/'summary.json', summary)
     return summary
 
-# %% ../nbs/41_decisions.ipynb #98bd97f6
+# %% ../nbs/41_decisions.ipynb #bf665c32
 def non_negative_float(text: str) -> float:
     "A finite number >= 0 (basis points, volatilities)."
     try: v = float(text)
@@ -506,6 +539,7 @@ def strategy_parser() -> ArgParser:
     p.add_argument('--target-vol', type=positive_float, default=TARGET_VOL, help='annualised volatility target (0.5)')
     p.add_argument('--max-leverage', type=positive_float, default=MAX_LEVERAGE, help='cap of the volatility-target position (2)')
     p.add_argument('--rebalance-every', type=positive_int, default=7, help='periods between portfolio rebalances (7)')
+    p.add_argument('--drop-pegged', action='store_true', help='leave out stablecoins (realised volatility below 10%% a year)')
     p.add_argument('--draws', type=positive_int, default=1000, help='Monte Carlo draws for the quintile probabilities')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--folds', type=positive_int, default=5, help='with --coins: walk-forward folds')
@@ -525,11 +559,12 @@ def read_predictions(path) -> pd.DataFrame:
 def _fmt(df: pd.DataFrame, cols) -> str:
     return df[[c for c in cols if c in df.columns]].to_string(index=False, float_format=lambda x: f"{x:.3f}")
 
-STRATEGY_COLUMNS = ['model', 'strategy', 'ann_return', 'ann_vol', 'sharpe', 'sharpe_lo', 'sharpe_hi', 'dsr', 'max_drawdown',
-                    'hit_rate', 'turnover']
+STRATEGY_COLUMNS = ['model', 'strategy', 'ann_return', 'ann_vol', 'sharpe', 'sharpe_lo', 'sharpe_hi', 'dsr', 'ir', 'ir_lo',
+                    'max_drawdown', 'hit_rate', 'turnover']
 CROSS_COLUMNS = ['model', 'horizon', 'origins', 'coins', 'ic_mean', 'ic_t', 'hit_rate', 'tmb_gross', 'tmb_net', 'tmb_sharpe',
                  'rps', 'rps_equal', 'rps_skill']
-PORTFOLIO_COLUMNS = ['model', 'portfolio', 'ann_return', 'ann_vol', 'sharpe', 'sharpe_lo', 'sharpe_hi', 'max_drawdown', 'turnover']
+PORTFOLIO_COLUMNS = ['model', 'portfolio', 'ann_return', 'ann_vol', 'sharpe', 'sharpe_lo', 'sharpe_hi', 'dsr', 'ir', 'ir_lo',
+                     'max_drawdown', 'turnover']
 
 def strategy_cli(argv: list[str]) -> int:
     "`cryptoforecast strategy ...`"
@@ -552,9 +587,14 @@ def strategy_cli(argv: list[str]) -> int:
         unknown = [m for m in models if m not in have]
         if unknown: raise UserError(f"model {unknown[0]!r} is not in {source} (it has {', '.join(have)})")
         preds = preds[preds['model'].isin(models)]
+    pegged = pegged_coins(preds) if a.drop_pegged else []
+    if pegged:
+        preds = preds[~preds['coin'].isin(pegged)]
+        print(f"left out pegged coin(s): {', '.join(pegged)}", file=sys.stderr)
+        if preds.empty: raise UserError(f"every coin in {source} is pegged")
     cost = bps(a.cost_bps, a.slippage_bps)
     res = evaluate_decisions(preds, a.horizon, cost, a.target_vol, a.max_leverage, a.rebalance_every, a.draws, a.seed)
-    settings = dict(source=source, horizon=a.horizon, cost_bps=a.cost_bps, slippage_bps=a.slippage_bps, target_vol=a.target_vol,
+    settings = dict(source=source, pegged_left_out=pegged, horizon=a.horizon, cost_bps=a.cost_bps, slippage_bps=a.slippage_bps, target_vol=a.target_vol,
                     max_leverage=a.max_leverage, rebalance_every=a.rebalance_every, draws=a.draws, seed=a.seed)
     summary = write_decisions(res, a.out, settings)
     print(f"{summary['coins']} coins, models {','.join(summary['models'])}, {summary['span']}, horizon {a.horizon}, "
