@@ -421,7 +421,7 @@ def perturb_after(rows: pd.DataFrame, T, seed: int = 0, scale: float = 0.05) -> 
     out.loc[late, 'actual'] = out.loc[late, 'actual'] + np.random.default_rng(seed).normal(0, scale, late.sum())
     return out
 
-# %% ../nbs/41_decisions.ipynb #d3a89651
+# %% ../nbs/41_decisions.ipynb #e0534e93
 def plot_equity(book: pd.DataFrame, title: str = ''):
     "Equity curves (log scale) of every model's equal-capital book per strategy, against buy and hold."
     from matplotlib.figure import Figure
@@ -439,8 +439,8 @@ def plot_equity(book: pd.DataFrame, title: str = ''):
         ax.set_yscale('log'); ax.set_title(rule); ax.grid(alpha=0.3)
     for ax in axes[len(rules):]: ax.set_visible(False)
     axes[0].legend(fontsize=8)
-    fig.suptitle(title)
     fig.autofmt_xdate()
+    fig.suptitle(title, y=1.02)
     return fig
 
 def plot_portfolios(series: pd.DataFrame, title: str = ''):
@@ -456,8 +456,8 @@ def plot_portfolios(series: pd.DataFrame, title: str = ''):
         ax.plot(ew['origin'], np.cumprod(1 + ew['net'].clip(lower=-1)), color='black', lw=1.4, label='equal weight')
         ax.set_yscale('log'); ax.set_title(kind); ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].legend(fontsize=8)
-    fig.suptitle(title)
     fig.autofmt_xdate()
+    fig.suptitle(title, y=1.02)
     return fig
 
 # %% ../nbs/41_decisions.ipynb #f48406ec

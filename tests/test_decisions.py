@@ -76,7 +76,7 @@ def test_changing_realised_returns_after_t_moves_no_earlier_decision(real_rows):
         assert not np.allclose(wa.loc[T:].iloc[1:].to_numpy(), wb.loc[T:].iloc[1:].to_numpy()), kind
 
 def synthetic_file(tmp_path, **kw):
-    p = synthetic_predictions(**{'n_days': 200, 'coins': [f'C{i}' for i in range(6)], 'horizons': (1, 7), **kw})
+    p = synthetic_predictions(**{'n_days': 150, 'coins': [f'C{i}' for i in range(6)], 'horizons': (1, 7), **kw})
     path = tmp_path/'preds.parquet'
     p.to_parquet(path)
     return path
@@ -86,7 +86,7 @@ def test_strategy_cli_writes_its_tables(tmp_path):
     runs = {}
     for name, cost in (('free', '0'), ('paid', '10')):
         out = tmp_path/name
-        r = run_cli('strategy', '--preds', path, '--cost-bps', cost, '--slippage-bps', cost, '--draws', '200', '--out', out)
+        r = run_cli('strategy', '--preds', path, '--cost-bps', cost, '--slippage-bps', cost, '--draws', '100', '--out', out)
         assert r.returncode == 0, r.stderr
         assert 'strategies' in r.stdout and 'cross-sectional' in r.stdout and 'portfolios' in r.stdout
         assert sorted(p.name for p in out.iterdir()) == sorted(['strategies.csv', 'strategies_by_year.csv', 'per_coin.csv',
@@ -117,10 +117,8 @@ def test_strategy_cli_runs_the_backtest_on_real_coins(tmp_path):
     (['--preds', 'GARBAGE'], 'not a readable'),
     (['--preds', 'FILE', '--models', 'good,prophet'], "model 'prophet' is not in"),
     (['--preds', 'FILE', '--cost-bps', '-3'], 'argument --cost-bps'),
-    (['--preds', 'FILE', '--cost-bps', 'ten'], 'argument --cost-bps'),
     (['--preds', 'FILE', '--horizon', '30'], 'no horizon 30'),
     (['--coins', 'BTC', '--models', 'prophet'], "unknown model 'prophet'"),
-    ([], 'one of the arguments'),
 ])
 def test_strategy_cli_refuses_bad_input_in_one_line(tmp_path, args, words):
     path = synthetic_file(tmp_path, n_days=40)
