@@ -9,6 +9,7 @@ Reads a predictions frame (every model in it: the ensemble and each single model
    costs side by side, and the Sharpe ratio after costs per calendar year of the origin (calm and wild years differ);
 2. cross-sectional skill per model and horizon: rank IC (mean, t), hit rate against the median, top-minus-bottom
    quintile return after costs, M6-style RPS against equal probabilities;
+4. the VaR/ES of each model's h=1 forecasts, backtested (breach rate, Kupiec, realised loss over ES on breaches);
 3. long-only portfolios (minimum variance, risk parity, a mean-variance tilt; Ledoit-Wolf correlations fitted on
    returns realised by each weekly rebalance) against equal weight, after costs.
 Stablecoins (realised volatility below 10% a year) are left out unless --keep-pegged.
@@ -21,7 +22,7 @@ import pandas as pd
 
 from cryptoforecast.decisions import (CROSS_COLUMNS, PORTFOLIO_COLUMNS, STRATEGY_COLUMNS, bps, cross_sectional_skill,
                                       pegged_coins, portfolio_table, read_predictions, strategy_returns, strategy_table,
-                                      trading_rows)
+                                      trading_rows, var_backtest)
 
 def show(df: pd.DataFrame, cols=None) -> str:
     cols = [c for c in (cols or df.columns) if c in df.columns]
@@ -83,6 +84,9 @@ def main():
     print("\n   portfolio Sharpe after costs by year of the origin:")
     print(sy.reset_index().to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     t_pf = time.perf_counter() - t
+    print("\n4. value at risk of the h=1 forecasts (analysis.model_var_es): breach rate against 1 - level, Kupiec p,")
+    print("   es_ratio = realised loss / forecast ES on the breach days (1 is right, above 1 a heavier tail than forecast):")
+    print(show(var_backtest(rows)))
     best = net[(net['strategy'] != 'buy_hold') & (net['sharpe'] > net.loc[net['strategy'] == 'buy_hold', 'sharpe'].iloc[0])]
     print(f"\nrules with a higher Sharpe than buy and hold after costs: "
           f"{', '.join(f'{r.model}/{r.strategy} ({r.sharpe:.2f}, dsr {r.dsr:.2f})' for r in best.itertuples()) or 'none'}")

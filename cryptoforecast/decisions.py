@@ -25,7 +25,7 @@ __all__ = ['KEY', 'STRATEGIES', 'TARGET_VOL', 'MAX_LEVERAGE', 'EULER_GAMMA', 'PO
            'information_ratio', 'pooled_books', 'strategy_table', 'per_coin', 'oracle', 'shuffled', 'quintile_of',
            'quintile_probabilities', 'rps', 'cross_section_origin', 'cross_sectional_skill', 'ledoit_wolf_correlation',
            'risk_parity_weights', 'portfolio_weights', 'run_portfolio', 'portfolio_table', 'perturb_after',
-           'plot_equity', 'plot_portfolios', 'pegged_coins', 'check_predictions', 'evaluate_decisions',
+           'plot_equity', 'plot_portfolios', 'var_backtest', 'pegged_coins', 'check_predictions', 'evaluate_decisions',
            'write_decisions', 'non_negative_float', 'positive_float', 'strategy_parser', 'read_predictions',
            'strategy_cli']
 
@@ -460,14 +460,30 @@ def plot_portfolios(series: pd.DataFrame, title: str = ''):
     fig.suptitle(title, y=1.02)
     return fig
 
-# %% ../nbs/41_decisions.ipynb #f48406ec
+# %% ../nbs/41_decisions.ipynb #48875f5d
+def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99)) -> pd.DataFrame:
+    "Per model and level: VaR breach rate against 1 - level, Kupiec's p-value, and realised loss / forecast ES on breach days."
+    from cryptoforecast.analysis import model_var_es
+    from cryptoforecast.metrics import kupiec_test
+    out = []
+    for model, g in rows.groupby('model', sort=True):
+        y = g['actual'].to_numpy(float)
+        for level in levels:
+            ve = model_var_es(g, level)
+            breach = y < -ve['var'].to_numpy()
+            es_ratio = float(-y[breach].mean() / ve['es'].to_numpy()[breach].mean()) if breach.any() else np.nan
+            out.append(dict(model=model, level=level, rows=len(g), expected=1 - level, breach_rate=float(breach.mean()),
+                            kupiec_p=kupiec_test(~breach, level)[1], mean_var=float(ve['var'].mean()), es_ratio=es_ratio))
+    return pd.DataFrame(out)
+
+# %% ../nbs/41_decisions.ipynb #74c5a8a0
 def pegged_coins(preds: pd.DataFrame, min_vol: float = 0.10) -> list[str]:
     "Coins whose realised daily (h=1) log returns in the frame have an annualised volatility below `min_vol`."
     p = preds[preds['horizon'] == 1].drop_duplicates(['coin', 'origin'])
     vol = p.groupby('coin')['actual'].std() * np.sqrt(DAYS_PER_YEAR)
     return sorted(vol.index[vol < min_vol])
 
-# %% ../nbs/41_decisions.ipynb #9effed41
+# %% ../nbs/41_decisions.ipynb #66c03aa1
 def check_predictions(preds: pd.DataFrame, what: str = 'the predictions') -> pd.DataFrame:
     "The frame, if it has what the decisions need (coin, origin, horizon, model, mean, actual, two quantiles); else a UserError."
     from cryptoforecast.metrics import frame_quantiles
@@ -490,12 +506,13 @@ def evaluate_decisions(preds: pd.DataFrame, horizon: int = 1, cost: float = bps(
     if by_year: out['strategies_by_year'] = strategy_table(book, horizon, by='year')
     out['cross_section'] = cross_sectional_skill(preds, cost=cost, n_draws=n_draws, seed=seed)
     out['portfolios'], out['portfolio_series'] = portfolio_table(rows, horizon, cost, rebalance_every=rebalance_every)
+    out['var_backtest'] = var_backtest(rows)
     return out
 
 def write_decisions(res: dict, out, settings: dict) -> dict:
     "Write the tables (CSV), equity pictures and a summary (JSON) of `evaluate_decisions` into the folder `out`."
     out = Path(out)
-    for name in ('strategies', 'strategies_by_year', 'per_coin', 'cross_section', 'portfolios'):
+    for name in ('strategies', 'strategies_by_year', 'per_coin', 'cross_section', 'portfolios', 'var_backtest'):
         if name in res: write_csv(res[name], out/f'{name}.csv')
     rows = res['rows']
     span = f"{rows['origin'].min().date()} to {rows['origin'].max().date()}"
@@ -512,7 +529,7 @@ def write_decisions(res: dict, out, settings: dict) -> dict:
     write_json(out/'summary.json', summary)
     return summary
 
-# %% ../nbs/41_decisions.ipynb #bf665c32
+# %% ../nbs/41_decisions.ipynb #b439db88
 def non_negative_float(text: str) -> float:
     "A finite number >= 0 (basis points, volatilities)."
     try: v = float(text)
@@ -605,4 +622,6 @@ def strategy_cli(argv: list[str]) -> int:
     print(_fmt(res['cross_section'], CROSS_COLUMNS) if len(res['cross_section']) else "  fewer than 5 coins at every origin")
     print(f"\nportfolios (rebalanced every {a.rebalance_every} periods, after costs):")
     print(_fmt(res['portfolios'], PORTFOLIO_COLUMNS))
+    print("\nvalue at risk of the forecasts (breach rate against 1 - level; es_ratio: realised loss / forecast ES on breaches):")
+    print(_fmt(res['var_backtest'], res['var_backtest'].columns))
     return 0

@@ -90,7 +90,8 @@ def test_strategy_cli_writes_its_tables(tmp_path):
         assert r.returncode == 0, r.stderr
         assert 'strategies' in r.stdout and 'cross-sectional' in r.stdout and 'portfolios' in r.stdout
         assert sorted(p.name for p in out.iterdir()) == sorted(['strategies.csv', 'strategies_by_year.csv', 'per_coin.csv',
-                                                                'cross_section.csv', 'portfolios.csv', 'equity.png',
+                                                                'cross_section.csv', 'portfolios.csv', 'var_backtest.csv',
+                                                                'equity.png',
                                                                 'portfolios.png', 'summary.json'])
         runs[name] = out
     s = json.loads((runs['paid']/'summary.json').read_text())
