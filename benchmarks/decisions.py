@@ -84,9 +84,11 @@ def main():
     print("\n   portfolio Sharpe after costs by year of the origin:")
     print(sy.reset_index().to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     t_pf = time.perf_counter() - t
-    print("\n4. value at risk of the h=1 forecasts (analysis.model_var_es): breach rate against 1 - level, Kupiec p,")
+    print("\n4. value at risk of the h=1 forecasts (analysis.model_var_es, normal or t4 tails beyond the 2.5% quantile):")
+    print("   breach rate against 1 - level, Kupiec p,")
     print("   es_ratio = realised loss / forecast ES on the breach days (1 is right, above 1 a heavier tail than forecast):")
-    print(show(var_backtest(rows)))
+    vb = pd.concat([var_backtest(rows), var_backtest(rows, tail_df=4)]).sort_values(['model', 'level', 'tail'])
+    print(show(vb.assign(kupiec_p=vb['kupiec_p'].map(lambda p: f"{p:.2g}"))))
     best = net[(net['strategy'] != 'buy_hold') & (net['sharpe'] > net.loc[net['strategy'] == 'buy_hold', 'sharpe'].iloc[0])]
     print(f"\nrules with a higher Sharpe than buy and hold after costs: "
           f"{', '.join(f'{r.model}/{r.strategy} ({r.sharpe:.2f}, dsr {r.dsr:.2f})' for r in best.itertuples()) or 'none'}")

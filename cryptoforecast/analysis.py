@@ -21,9 +21,9 @@ from .metrics import frame_quantiles, quantile_col
 __all__ = ['DAYS_PER_YEAR', 'STAT_COLUMNS', 'Z80', 'log_returns', 'annualised_return', 'annualised_volatility', 'sharpe_ratio',
            'sortino_ratio', 'sharpe_ci', 'drawdown', 'max_drawdown', 'historical_var_es', 'returns_frame',
            'equal_weight_index', 'beta_correlation', 'one_coin_stats', 'coin_stats', 'forecast_sigma', 'quantile_grid',
-           'quantile_at', 'model_var_es', 'common_window', 'pca', 'correlation_distance', 'cluster_coins',
-           'save_figure', 'plot_correlation', 'plot_dendrogram', 'plot_pca', 'plot_risk_return', 'analyze_universe',
-           'analyze_parser', 'analyze_cli']
+           'tail_quantile', 'quantile_at', 'model_var_es', 'common_window', 'pca', 'correlation_distance',
+           'cluster_coins', 'save_figure', 'plot_correlation', 'plot_dendrogram', 'plot_pca', 'plot_risk_return',
+           'analyze_universe', 'analyze_parser', 'analyze_cli']
 
 # %% ../nbs/40_analysis.ipynb #bc343664
 DAYS_PER_YEAR = 365
@@ -159,7 +159,7 @@ def coin_stats(universe: dict, btc: pd.DataFrame|None = None, seed: int = 0, pro
             for c in tqdm(sorted(universe), desc='coins', unit='coin', disable=None if progress else True)]
     return pd.DataFrame(rows, columns=STAT_COLUMNS)
 
-# %% ../nbs/40_analysis.ipynb #313b4aa9
+# %% ../nbs/40_analysis.ipynb #ae3aa94e
 Z80 = float(stats.norm.ppf(0.9))   # 1.2816: the half-width of a normal's 80% interval in sigmas
 
 def forecast_sigma(preds: pd.DataFrame) -> np.ndarray:
@@ -178,8 +178,20 @@ def quantile_grid(preds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     Q = np.maximum.accumulate(preds[[quantile_col(q) for q in qs]].to_numpy(float), axis=1)
     return np.asarray(qs, dtype=float), Q
 
-def quantile_at(levels: np.ndarray, Q: np.ndarray, sigma: np.ndarray, u) -> np.ndarray:
-    "Each row's forecast quantile function at probabilities `u` ((n,), (n, m) or a scalar): linear inside, normal tails."
+def tail_quantile(u, tail_df: float|None = None) -> np.ndarray:
+    "Quantiles of the unit-variance tail shape: the standard normal, or a Student t with `tail_df` (> 2) degrees of freedom."
+    with np.errstate(divide='ignore', invalid='ignore'):
+        if tail_df is None: return stats.norm.ppf(u)
+        return stats.t.ppf(u, tail_df) * np.sqrt((tail_df - 2) / tail_df)
+
+def _tail_integral(a: float, tail_df: float|None = None) -> float:
+    "The integral from 0 to `a` of `tail_quantile` (minus the density at the quantile for the normal; t's analogue)."
+    if tail_df is None: return float(-stats.norm.pdf(stats.norm.ppf(a)))
+    t = stats.t.ppf(a, tail_df)
+    return float(-np.sqrt((tail_df - 2) / tail_df) * (tail_df + t * t) / (tail_df - 1) * stats.t.pdf(t, tail_df))
+
+def quantile_at(levels: np.ndarray, Q: np.ndarray, sigma: np.ndarray, u, tail_df: float|None = None) -> np.ndarray:
+    "Each row's forecast quantile function at probabilities `u` ((n,), (n, m) or a scalar): linear inside, scaled tails."
     n = len(Q)
     u = np.broadcast_to(np.asarray(u, dtype=float), (n,) if np.ndim(u) < 2 else np.shape(u))
     shape2 = u.reshape(n, -1)
@@ -188,34 +200,34 @@ def quantile_at(levels: np.ndarray, Q: np.ndarray, sigma: np.ndarray, u) -> np.n
     w = (shape2 - levels[j]) / (levels[j + 1] - levels[j])
     inside = Q[rows, j] + w * (Q[rows, j + 1] - Q[rows, j])
     s = np.asarray(sigma, dtype=float)[:, None]
-    with np.errstate(divide='ignore', invalid='ignore'):
-        z = stats.norm.ppf(shape2)
-    low = Q[:, [0]] + s * (z - stats.norm.ppf(levels[0]))
-    high = Q[:, [-1]] + s * (z - stats.norm.ppf(levels[-1]))
+    z = tail_quantile(shape2, tail_df)
+    low = Q[:, [0]] + s * (z - tail_quantile(levels[0], tail_df))
+    high = Q[:, [-1]] + s * (z - tail_quantile(levels[-1], tail_df))
     out = np.where(shape2 < levels[0], low, np.where(shape2 > levels[-1], high, inside))
     return out.reshape(u.shape)
 
-def _lower_integral(levels, Q, sigma, p: float) -> np.ndarray:
+def _lower_integral(levels, Q, sigma, p: float, tail_df: float|None = None) -> np.ndarray:
     "The integral of each row's quantile function from 0 to `p`."
-    l0, z0 = levels[0], stats.norm.ppf(levels[0])
+    l0 = levels[0]
     a = min(p, l0)
-    tail = a * (Q[:, 0] - sigma * z0) - sigma * stats.norm.pdf(stats.norm.ppf(a))
+    tail = a * (Q[:, 0] - sigma * tail_quantile(l0, tail_df)) + sigma * _tail_integral(a, tail_df)
     if p <= l0: return tail
     knots = np.concatenate([levels[levels < p], [p]])
-    vals = quantile_at(levels, Q, sigma, np.broadcast_to(knots, (len(Q), len(knots))))
+    vals = quantile_at(levels, Q, sigma, np.broadcast_to(knots, (len(Q), len(knots))), tail_df)
     return tail + np.sum((vals[:, 1:] + vals[:, :-1]) / 2 * np.diff(knots), axis=1)
 
-def model_var_es(preds: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-    "VaR and ES at `level` of each row's forecast h-day log return, as positive losses (index of `preds`)."
+def model_var_es(preds: pd.DataFrame, level: float = 0.95, tail_df: float|None = None) -> pd.DataFrame:
+    "VaR and ES at `level` of each row's forecast h-day log return, as positive losses (index of `preds`); t tails with `tail_df`."
     if not 0.5 < level < 1: raise ValueError(f"model_var_es: level must be between 0.5 and 1, got {level}")
+    if tail_df is not None and not tail_df > 2: raise ValueError(f"model_var_es: tail_df must be above 2, got {tail_df}")
     levels, Q = quantile_grid(preds)
     sigma = forecast_sigma(preds)
     p = 1 - level
-    var = -quantile_at(levels, Q, sigma, p)
-    es = -_lower_integral(levels, Q, sigma, p) / p
+    var = -quantile_at(levels, Q, sigma, p, tail_df)
+    es = -_lower_integral(levels, Q, sigma, p, tail_df) / p
     return pd.DataFrame({'var': var, 'es': es}, index=preds.index)
 
-# %% ../nbs/40_analysis.ipynb #fa95ed99
+# %% ../nbs/40_analysis.ipynb #e9250a7a
 def common_window(rets: pd.DataFrame, days: int = 730, min_vol: float = 0.10) -> tuple[pd.DataFrame, dict]:
     "The panel of the `days`-day window holding the most coins with complete returns (latest on ties), stablecoins left out."
     days = int(days)
@@ -239,7 +251,7 @@ def common_window(rets: pd.DataFrame, days: int = 730, min_vol: float = 0.10) ->
                 f"having a return every day (latest on ties); annualised volatility below {min_vol:.0%} left out")
     return panel, info
 
-# %% ../nbs/40_analysis.ipynb #74141ac0
+# %% ../nbs/40_analysis.ipynb #f0ab0bd9
 def pca(panel: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     "Explained variance ratios and loadings (coins x PC1..PCk, each signed to a positive sum) of the standardised returns."
     X = panel.to_numpy(float)
@@ -249,7 +261,7 @@ def pca(panel: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     explained = s ** 2 / np.sum(s ** 2)
     return explained, pd.DataFrame(vt.T, index=panel.columns, columns=[f'PC{i+1}' for i in range(len(s))])
 
-# %% ../nbs/40_analysis.ipynb #7c5e7e2b
+# %% ../nbs/40_analysis.ipynb #aee173a1
 def correlation_distance(corr: pd.DataFrame) -> pd.DataFrame:
     "sqrt(2 (1 - rho)): the metric distance of correlations, zero on the diagonal."
     d = np.sqrt(np.clip(2 * (1 - corr.to_numpy(float)), 0, None))
@@ -265,7 +277,7 @@ def cluster_coins(corr: pd.DataFrame, n_clusters: int = 5) -> tuple[np.ndarray, 
     labels = pd.Series(fcluster(Z, t=int(n_clusters), criterion='maxclust'), index=corr.index, name='cluster')
     return Z, labels, [corr.index[i] for i in leaves_list(Z)]
 
-# %% ../nbs/40_analysis.ipynb #7fada7f5
+# %% ../nbs/40_analysis.ipynb #a28f287c
 def save_figure(fig, path) -> Path:
     "Save a matplotlib figure as PNG atomically."
     with atomic_path(path, suffix='.png') as t: fig.savefig(t, format='png', dpi=110, bbox_inches='tight')
@@ -329,7 +341,7 @@ def plot_risk_return(table: pd.DataFrame, title: str = ''):
     ax.set_title(title)
     return fig
 
-# %% ../nbs/40_analysis.ipynb #61351c30
+# %% ../nbs/40_analysis.ipynb #fb773aab
 def analyze_universe(universe: dict, out, btc: pd.DataFrame|None = None, window: int = 730, n_clusters: int = 5,
                      seed: int = 0, progress: bool = True) -> dict:
     "Per-coin statistics and the universe's PCA, clusters and correlations, written (tables, PNGs, summary) into `out`."
@@ -372,7 +384,7 @@ def analyze_universe(universe: dict, out, btc: pd.DataFrame|None = None, window:
     write_json(out/'summary.json', summary)
     return summary
 
-# %% ../nbs/40_analysis.ipynb #418df6ed
+# %% ../nbs/40_analysis.ipynb #ea5ab1c7
 def analyze_parser() -> ArgParser:
     "The arguments of `cryptoforecast analyze`, each checked before any data is read."
     p = ArgParser(prog='cryptoforecast analyze', description='Market analysis: per-coin risk and return, PCA, clusters.')

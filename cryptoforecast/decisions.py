@@ -460,8 +460,8 @@ def plot_portfolios(series: pd.DataFrame, title: str = ''):
     fig.suptitle(title, y=1.02)
     return fig
 
-# %% ../nbs/41_decisions.ipynb #48875f5d
-def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99)) -> pd.DataFrame:
+# %% ../nbs/41_decisions.ipynb #102d9f82
+def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99), tail_df: float|None = None) -> pd.DataFrame:
     "Per model and level: VaR breach rate against 1 - level, Kupiec's p-value, and realised loss / forecast ES on breach days."
     from cryptoforecast.analysis import model_var_es
     from cryptoforecast.metrics import kupiec_test
@@ -469,10 +469,10 @@ def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99)) -> pd.DataFrame:
     for model, g in rows.groupby('model', sort=True):
         y = g['actual'].to_numpy(float)
         for level in levels:
-            ve = model_var_es(g, level)
+            ve = model_var_es(g, level, tail_df)
             breach = y < -ve['var'].to_numpy()
             es_ratio = float(-y[breach].mean() / ve['es'].to_numpy()[breach].mean()) if breach.any() else np.nan
-            out.append(dict(model=model, level=level, rows=len(g), expected=1 - level, breach_rate=float(breach.mean()),
+            out.append(dict(model=model, tail='normal' if tail_df is None else f't{tail_df:g}', level=level, rows=len(g), expected=1 - level, breach_rate=float(breach.mean()),
                             kupiec_p=kupiec_test(~breach, level)[1], mean_var=float(ve['var'].mean()), es_ratio=es_ratio))
     return pd.DataFrame(out)
 
