@@ -46,7 +46,8 @@ def main():
     print(f"{a.preds}: {rows['coin'].nunique()} coins, models {', '.join(sorted(rows['model'].unique()))}, "
           f"h=1 origins {rows['origin'].min().date()} to {rows['origin'].max().date()}; "
           f"costs {a.cost_bps:g} + {a.slippage_bps:g} bps per unit of turnover; pegged coins left out: {pegged or 'none'}")
-    print(f"coins per origin: {rows[rows['model'] == rows['model'].iloc[0]].groupby('origin').size().value_counts().sort_index().to_dict()}")
+    per_origin = rows[rows['model'] == rows['model'].iloc[0]].groupby('origin').size()
+    print(f"coins per origin: {per_origin.value_counts().sort_index().to_dict()}")
 
     t = time.perf_counter()
     net_book, gross_book = strategy_returns(rows, cost=cost), strategy_returns(rows, cost=0.0)

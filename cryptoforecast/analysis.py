@@ -83,7 +83,7 @@ def sharpe_ci(r, periods_per_year: float = DAYS_PER_YEAR, level: float = 0.95, m
     lo, hi = np.nanquantile(srs, [a, 1 - a])
     return (float(lo), float(hi))
 
-# %% ../nbs/40_analysis.ipynb #b1192ba6
+# %% ../nbs/40_analysis.ipynb #d2400276
 def drawdown(level: pd.Series) -> pd.Series:
     "Fractional distance of a price or equity series below its running peak (0 at a peak, -0.5 at half of it)."
     x = level.astype(float)
@@ -100,8 +100,8 @@ def max_drawdown(level: pd.Series) -> dict:
     back = after[after >= x.loc[peak]]
     recovery = back.index[0] if len(back) else None
     end = recovery if recovery is not None else x.index[-1]
-    return dict(max_drawdown=float(-dd.min()), peak=peak, trough=trough, recovery=recovery,
-                duration_days=int((end - peak).days) if isinstance(peak, pd.Timestamp) else int(x.index.get_loc(end) - x.index.get_loc(peak)))
+    days = (end - peak).days if isinstance(peak, pd.Timestamp) else x.index.get_loc(end) - x.index.get_loc(peak)
+    return dict(max_drawdown=float(-dd.min()), peak=peak, trough=trough, recovery=recovery, duration_days=int(days))
 
 # %% ../nbs/40_analysis.ipynb #abab3e22
 def historical_var_es(r, level: float = 0.95) -> tuple[float, float]:

@@ -90,7 +90,7 @@ def positions(rows: pd.DataFrame, strategy: str, horizon: int = 1, target_vol: f
             return np.minimum(target_vol * np.sqrt(int(horizon) / DAYS_PER_YEAR) / sigma, max_leverage)
     raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
 
-# %% ../nbs/41_decisions.ipynb #45f54771
+# %% ../nbs/41_decisions.ipynb #7d075ca5
 def bps(cost_bps: float = 10.0, slippage_bps: float = 5.0) -> float:
     "The cost of one unit of turnover, as a fraction: (commission + slippage) basis points / 10,000."
     return (float(cost_bps) + float(slippage_bps)) / 1e4
@@ -110,7 +110,8 @@ def strategy_returns(rows: pd.DataFrame, strategies=STRATEGIES, cost: float = bp
             if s == 'buy_hold' and model != first: continue     # the same book for every model: kept once, as '-'
             pos = positions(g, s, horizon, **kw)
             net, turn = book_returns(pos, g['actual'].to_numpy(float), cost)
-            out.append(pd.DataFrame({'model': '-' if s == 'buy_hold' else model, 'coin': coin, 'strategy': s, 'origin': g['origin'].to_numpy(),
+            out.append(pd.DataFrame({'model': '-' if s == 'buy_hold' else model, 'coin': coin, 'strategy': s,
+                                     'origin': g['origin'].to_numpy(),
                                      'position': pos, 'gross': pos * np.expm1(g['actual'].to_numpy(float)),
                                      'net': net, 'turnover': turn}))
     return pd.concat(out, ignore_index=True)
@@ -250,7 +251,7 @@ def rps(probs: np.ndarray, outcome: np.ndarray) -> float:
     y[np.arange(len(outcome)), outcome] = 1.0
     return float(np.mean(np.mean((np.cumsum(probs, axis=1) - np.cumsum(y, axis=1)) ** 2, axis=1)))
 
-# %% ../nbs/41_decisions.ipynb #d68bf045
+# %% ../nbs/41_decisions.ipynb #886d1143
 def cross_section_origin(g: pd.DataFrame, n_draws: int, seed: int) -> dict:
     "IC, median hit rate, top/bottom quintile weights and RPS of one origin's coins."
     mean, actual = g['mean'].to_numpy(float), g['actual'].to_numpy(float)
@@ -284,10 +285,11 @@ def cross_sectional_skill(preds: pd.DataFrame, horizons=None, cost: float = bps(
             if not per: continue
             d = pd.DataFrame(per)
             ics = d['ic'].dropna()
+            ic_t = float(ics.mean() / ics.std(ddof=1) * np.sqrt(len(ics))) if len(ics) > 2 and ics.std() > 0 else np.nan
             ppy = periods_per_year(h)
             out.append(dict(model=model, horizon=int(h), origins=len(d), coins=round(float(gm.groupby('origin').size().mean()), 1),
                             ic_mean=float(ics.mean()) if len(ics) else np.nan,
-                            ic_t=float(ics.mean() / ics.std(ddof=1) * np.sqrt(len(ics))) if len(ics) > 2 and ics.std() > 0 else np.nan,
+                            ic_t=ic_t,
                             hit_rate=float(d['hit'].mean()), tmb_gross=annualised_return(d['gross'], ppy, log=False),
                             tmb_net=annualised_return(d['net'], ppy, log=False), tmb_sharpe=sharpe_ratio(d['net'], ppy),
                             tmb_turnover=float(d['turnover'].mean() * ppy), rps=float(d['rps'].mean()),
@@ -344,7 +346,7 @@ def portfolio_weights(kind: str, sigma: np.ndarray, corr: np.ndarray, mu: np.nda
     if kind == 'mean_variance': return _simplex_qp(Sigma, mu, risk_aversion)
     raise ValueError(f"unknown portfolio {kind!r}; choose from {', '.join(PORTFOLIOS)}")
 
-# %% ../nbs/41_decisions.ipynb #00aec057
+# %% ../nbs/41_decisions.ipynb #96e209ed
 def run_portfolio(rows: pd.DataFrame, kind: str, horizon: int = 1, cost: float = bps(), rebalance_every: int = 7,
                   lookback: int|None = None, min_history: int = 60, risk_aversion: float = 10.0,
                   min_vol: float = 0.10) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -386,7 +388,8 @@ def run_portfolio(rows: pd.DataFrame, kind: str, horizon: int = 1, cost: float =
         if since is not None: since += 1
     return pd.DataFrame(out), pd.DataFrame(np.array(weights).reshape(len(origins), len(coins)), index=origins, columns=coins)
 
-def portfolio_table(preds_rows: pd.DataFrame, horizon: int = 1, cost: float = bps(), kinds=PORTFOLIOS, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+def portfolio_table(preds_rows: pd.DataFrame, horizon: int = 1, cost: float = bps(), kinds=PORTFOLIOS,
+                    **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Performance of every model's portfolios (equal weight once, as '-'), and their net returns per origin."
     ppy = periods_per_year(horizon)
     rows, series, done_equal = [], [], False
@@ -400,7 +403,8 @@ def portfolio_table(preds_rows: pd.DataFrame, horizon: int = 1, cost: float = bp
             started = book[book['coins'] > 0].index.min()
             book = book.loc[started:] if pd.notna(started) else book.iloc[:0]
             series.append(book.assign(model=name, portfolio=kind))
-            rows.append({'model': name, 'portfolio': kind, **performance(book['net'].to_numpy(), ppy, None, book['turnover'].to_numpy())})
+            score = performance(book['net'].to_numpy(), ppy, None, book['turnover'].to_numpy())
+            rows.append({'model': name, 'portfolio': kind, **score})
     t = pd.DataFrame(rows)
     nets = [s_['net'].to_numpy() for s_ in series]
     sr = np.array([_per_period_sharpe(pd.Series(n)) for n in nets])
@@ -460,7 +464,7 @@ def plot_portfolios(series: pd.DataFrame, title: str = ''):
     fig.suptitle(title, y=1.02)
     return fig
 
-# %% ../nbs/41_decisions.ipynb #102d9f82
+# %% ../nbs/41_decisions.ipynb #f8d7eba8
 def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99), tail_df: float|None = None) -> pd.DataFrame:
     "Per model and level: VaR breach rate against 1 - level, Kupiec's p-value, and realised loss / forecast ES on breach days."
     from cryptoforecast.analysis import model_var_es
@@ -472,7 +476,8 @@ def var_backtest(rows: pd.DataFrame, levels=(0.95, 0.99), tail_df: float|None = 
             ve = model_var_es(g, level, tail_df)
             breach = y < -ve['var'].to_numpy()
             es_ratio = float(-y[breach].mean() / ve['es'].to_numpy()[breach].mean()) if breach.any() else np.nan
-            out.append(dict(model=model, tail='normal' if tail_df is None else f't{tail_df:g}', level=level, rows=len(g), expected=1 - level, breach_rate=float(breach.mean()),
+            out.append(dict(model=model, tail='normal' if tail_df is None else f't{tail_df:g}', level=level, rows=len(g),
+                            expected=1 - level, breach_rate=float(breach.mean()),
                             kupiec_p=kupiec_test(~breach, level)[1], mean_var=float(ve['var'].mean()), es_ratio=es_ratio))
     return pd.DataFrame(out)
 
@@ -483,7 +488,7 @@ def pegged_coins(preds: pd.DataFrame, min_vol: float = 0.10) -> list[str]:
     vol = p.groupby('coin')['actual'].std() * np.sqrt(DAYS_PER_YEAR)
     return sorted(vol.index[vol < min_vol])
 
-# %% ../nbs/41_decisions.ipynb #66c03aa1
+# %% ../nbs/41_decisions.ipynb #910079f7
 def check_predictions(preds: pd.DataFrame, what: str = 'the predictions') -> pd.DataFrame:
     "The frame, if it has what the decisions need (coin, origin, horizon, model, mean, actual, two quantiles); else a UserError."
     from cryptoforecast.metrics import frame_quantiles
@@ -516,7 +521,8 @@ def write_decisions(res: dict, out, settings: dict) -> dict:
         if name in res: write_csv(res[name], out/f'{name}.csv')
     rows = res['rows']
     span = f"{rows['origin'].min().date()} to {rows['origin'].max().date()}"
-    save_figure(plot_equity(res['book'], f"equal-capital books after costs, {rows['coin'].nunique()} coins, {span}"), out/'equity.png')
+    title = f"equal-capital books after costs, {rows['coin'].nunique()} coins, {span}"
+    save_figure(plot_equity(res['book'], title), out/'equity.png')
     save_figure(plot_portfolios(res['portfolio_series'], f'portfolios after costs, {span}'), out/'portfolios.png')
     st = res['strategies']
     bh = st[st['strategy'] == 'buy_hold']['sharpe'].iloc[0]
@@ -525,11 +531,12 @@ def write_decisions(res: dict, out, settings: dict) -> dict:
                    n_trials=st.attrs.get('n_trials'), buy_hold_sharpe=float(bh),
                    best=dict(model=best['model'], strategy=best['strategy'], sharpe=float(best['sharpe']),
                              sharpe_lo=float(best['sharpe_lo']), dsr=float(best['dsr'])),
-                   beats_buy_hold=sorted(f"{r.model}/{r.strategy}" for r in st.itertuples() if r.strategy != 'buy_hold' and r.sharpe > bh))
+                   beats_buy_hold=sorted(f"{r.model}/{r.strategy}" for r in st.itertuples()
+                                         if r.strategy != 'buy_hold' and r.sharpe > bh))
     write_json(out/'summary.json', summary)
     return summary
 
-# %% ../nbs/41_decisions.ipynb #b439db88
+# %% ../nbs/41_decisions.ipynb #43e1c4e4
 def non_negative_float(text: str) -> float:
     "A finite number >= 0 (basis points, volatilities)."
     try: v = float(text)
@@ -545,11 +552,13 @@ def positive_float(text: str) -> float:
 
 def strategy_parser() -> ArgParser:
     "The arguments of `cryptoforecast strategy`, each checked before any data is read."
-    p = ArgParser(prog='cryptoforecast strategy', description='Trading rules, ranking skill and portfolios from forecasts, after costs.')
+    p = ArgParser(prog='cryptoforecast strategy',
+                  description='Trading rules, ranking skill and portfolios from forecasts, after costs.')
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--preds', type=Path, help='a walk-forward predictions frame (parquet or CSV)')
     g.add_argument('--coins', type=coin_list, help='run the backtest on these coins first')
-    p.add_argument('--models', default=None, help='comma-separated models (default: every model in the frame; naive,lightgbm with --coins)')
+    p.add_argument('--models', default=None,
+                   help='comma-separated models (default: every model in the frame; naive,lightgbm with --coins)')
     p.add_argument('--horizon', type=positive_int, default=1)
     p.add_argument('--cost-bps', type=non_negative_float, default=10.0, help='commission per unit of turnover (basis points)')
     p.add_argument('--slippage-bps', type=non_negative_float, default=5.0, help='slippage per unit of turnover (basis points)')
@@ -570,7 +579,9 @@ def read_predictions(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file(): raise UserError(f"{path}: no such file")
     try: df = pd.read_csv(path) if path.suffix.lower() in ('.csv', '.gz') else pd.read_parquet(path)
-    except Exception as e: raise UserError(f"{path}: not a readable predictions frame ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ''
+        raise UserError(f"{path}: not a readable predictions frame ({type(e).__name__}: {first})") from None
     return check_predictions(df, str(path))
 
 def _fmt(df: pd.DataFrame, cols) -> str:
@@ -588,7 +599,8 @@ def strategy_cli(argv: list[str]) -> int:
     a = strategy_parser().parse_args(argv)
     t0 = time.time()
     models = [m.strip() for m in a.models.split(',')] if a.models else None
-    if models is not None and (not all(models) or not models): raise UserError(f"--models: expected a comma-separated list, got {a.models!r}")
+    if models is not None and not all(models):
+        raise UserError(f"--models: expected a comma-separated list, got {a.models!r}")
     if a.preds is not None: preds, source = read_predictions(a.preds), str(a.preds)
     else:
         from cryptoforecast.backtest import KNOWN_MODELS, run_backtest
@@ -611,7 +623,8 @@ def strategy_cli(argv: list[str]) -> int:
         if preds.empty: raise UserError(f"every coin in {source} is pegged")
     cost = bps(a.cost_bps, a.slippage_bps)
     res = evaluate_decisions(preds, a.horizon, cost, a.target_vol, a.max_leverage, a.rebalance_every, a.draws, a.seed)
-    settings = dict(source=source, pegged_left_out=pegged, horizon=a.horizon, cost_bps=a.cost_bps, slippage_bps=a.slippage_bps, target_vol=a.target_vol,
+    settings = dict(source=source, pegged_left_out=pegged, horizon=a.horizon, cost_bps=a.cost_bps,
+                    slippage_bps=a.slippage_bps, target_vol=a.target_vol,
                     max_leverage=a.max_leverage, rebalance_every=a.rebalance_every, draws=a.draws, seed=a.seed)
     summary = write_decisions(res, a.out, settings)
     print(f"{summary['coins']} coins, models {','.join(summary['models'])}, {summary['span']}, horizon {a.horizon}, "

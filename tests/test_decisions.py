@@ -53,7 +53,8 @@ def test_costs_lower_every_book_that_trades(real_rows):
     paid = strategy_table(strategy_returns(real_rows, STRATEGIES, cost=bps(10, 5)))
     trades = (free['turnover'] > 0).to_numpy()                 # a rule that never trades (here long_flat_80) pays nothing
     assert trades.sum() >= 4
-    assert (paid['ann_return'][trades] < free['ann_return'][trades]).all() and (paid['sharpe'][trades] < free['sharpe'][trades]).all()
+    assert (paid['ann_return'][trades] < free['ann_return'][trades]).all()
+    assert (paid['sharpe'][trades] < free['sharpe'][trades]).all()
     for kind in PORTFOLIOS:
         a, _ = run_portfolio(real_rows, kind, cost=0.0)
         b, _ = run_portfolio(real_rows, kind, cost=bps())
