@@ -137,10 +137,11 @@ def deflated_sharpe_ratio(r, n_trials: int = 1, var_trials: float = 0.0) -> floa
     denom = 1 - g3 * sr + (g4 - 1) / 4 * sr ** 2
     return float(stats.norm.cdf((sr - sr0) * np.sqrt(len(r) - 1) / np.sqrt(max(denom, 1e-12))))
 
-# %% ../nbs/41_decisions.ipynb #39689c79
+# %% ../nbs/41_decisions.ipynb #1d232923
 def performance(net, periods_per_year_: float, position=None, turnover=None) -> dict:
     "Annualised return, volatility, Sharpe (with Lo's 95% interval), max drawdown, hit rate and turnover of net returns."
     net = np.asarray(net, dtype=float)
+    if not len(net): return dict(periods=0)
     lo, hi = sharpe_ci(net, periods_per_year_)
     equity = pd.Series(np.concatenate([[1.0], np.cumprod(1 + np.maximum(net, -1.0))]))
     out = dict(periods=len(net), ann_return=annualised_return(net, periods_per_year_, log=False),
@@ -346,13 +347,14 @@ def portfolio_weights(kind: str, sigma: np.ndarray, corr: np.ndarray, mu: np.nda
     if kind == 'mean_variance': return _simplex_qp(Sigma, mu, risk_aversion)
     raise ValueError(f"unknown portfolio {kind!r}; choose from {', '.join(PORTFOLIOS)}")
 
-# %% ../nbs/41_decisions.ipynb #96e209ed
+# %% ../nbs/41_decisions.ipynb #b3f6a68f
 def run_portfolio(rows: pd.DataFrame, kind: str, horizon: int = 1, cost: float = bps(), rebalance_every: int = 7,
-                  lookback: int|None = None, min_history: int = 60, risk_aversion: float = 10.0,
+                  lookback: int|None = None, min_history: int|None = None, risk_aversion: float = 10.0,
                   min_vol: float = 0.10) -> tuple[pd.DataFrame, pd.DataFrame]:
     "One model's portfolio book: net return, turnover and coins per origin, and the weights held at each origin."
     h = int(horizon)
     lookback = int(round(DAYS_PER_YEAR / h)) if lookback is None else int(lookback)
+    min_history = max(2, int(np.ceil(60 / h))) if min_history is None else int(min_history)
     wide = lambda col: rows.pivot_table(index='origin', columns='coin', values=col, aggfunc='last').sort_index()
     realised = wide('actual')
     origins, coins = realised.index, list(realised.columns)
