@@ -20,6 +20,8 @@ COMMANDS = {
     'batch':     ('cryptoforecast.batch', 'batch_cli', 'run the per-coin papermill report for many coins'),
     'site':      ('cryptoforecast.site', 'site_cli', 'build the static report site'),
     'dashboard': ('cryptoforecast.dashboard', 'dashboard_cli', 'serve the Voila forecast dashboard'),
+    'analyze':   ('cryptoforecast.analysis', 'analyze_cli', 'market analysis: risk, drawdowns, PCA, clusters'),
+    'strategy':  ('cryptoforecast.decisions', 'strategy_cli', 'trading strategies and portfolios from forecasts, after costs'),
 }
 
 def _usage() -> str:
