@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t as student_t
 
-from .metrics import QUANTILES, quantile_col
+from .metrics import QUANTILES, dm_from_diff, quantile_col
 
 # %% auto #0
-__all__ = ['SHRINK_GRID', 'SHRINK_PRIOR', 'T_NU', 'ACI_GAMMA', 'fit_shrinkage', 'shrinkage_factor', 'unit_t_ppf',
+__all__ = ['SHRINK_GRID', 'SHRINK_PRIOR', 'SHRINK_ALPHA', 'T_NU', 'ACI_GAMMA', 'fit_shrinkage', 'shrinkage_factor', 'unit_t_ppf',
            'ResidualQuantiles', 'increasing_levels', 'adaptive_quantiles', 'HorizonCalibration', 'Calibration',
            'calibrate_pooled']
 
@@ -29,12 +29,19 @@ def fit_shrinkage(point, y, grid=SHRINK_GRID) -> float:
     mae = np.abs(y[ok, None] - point[ok, None] * np.asarray(grid)[None]).mean(axis=0)
     return float(np.asarray(grid)[int(np.argmin(mae))])
 
-SHRINK_PRIOR = 30.0
+SHRINK_PRIOR, SHRINK_ALPHA = 30.0, 0.05
 
-def shrinkage_factor(point, y, origins, h: int, prior: float = SHRINK_PRIOR) -> float:
-    "`fit_shrinkage`'s factor pulled toward 0 by `prior` pseudo-periods: validation spanning d distinct days holds d/h periods."
-    n_eff = len(pd.DatetimeIndex(origins).unique()) / max(int(h), 1)
-    return fit_shrinkage(point, y) * n_eff / (n_eff + prior)
+def shrinkage_factor(point, y, origins, h: int, prior: float = SHRINK_PRIOR, alpha: float|None = SHRINK_ALPHA) -> float:
+    "`fit_shrinkage`'s factor, 0 unless it beats the random walk by a one-sided DM test at `alpha`, pulled toward 0 by `prior` periods."
+    point, y = np.asarray(point, float), np.asarray(y, float)
+    origins = pd.DatetimeIndex(origins)
+    lam = fit_shrinkage(point, y)
+    if lam > 0 and alpha is not None:
+        ok = np.isfinite(point) & np.isfinite(y)
+        d = pd.Series(np.abs(y - lam * point) - np.abs(y), index=origins)[ok].groupby(level=0).mean().sort_index()
+        if not dm_from_diff(d.to_numpy(), h, 'less')[1] < alpha: return 0.0
+    n_eff = len(origins.unique()) / max(int(h), 1)
+    return lam * n_eff / (n_eff + prior)
 
 # %% ../nbs/09a_calibration.ipynb #8e65c219
 T_NU = 5.0
