@@ -22,11 +22,11 @@ __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COL
            'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs', 'coins_with_runs', 'Run', 'one_line',
            'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir', 'price_history', 'history_note',
            'current_regime', 'forecast_age', 'return_cdf', 'return_quantile', 'prob_above', 'alert_table',
-           'parse_holdings', 'parse_thresholds', 'error_html', 'portfolio_value', 'skill_table', 'model_forecasts',
-           'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure', 'model_figure',
-           'bar_figure', 'latest_price', 'eviction_order', 'capped_kernel_manager', 'dashboard_notebook',
-           'voila_jupyter_path', 'die_with_parent', 'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree',
-           'serve', 'dashboard_cli']
+           'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation', 'portfolio_value', 'skill_table',
+           'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure',
+           'model_figure', 'bar_figure', 'latest_price', 'eviction_order', 'capped_kernel_manager',
+           'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent', 'run_voila', 'voila_command', 'check_port',
+           'Stop', 'stop_tree', 'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -273,23 +273,42 @@ def error_html(message) -> str:
 
 PORTFOLIO_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 
-def portfolio_value(holdings: dict, forecasts: dict, n: int = 20_000, seed: int = 0, comonotonic: bool = False) -> pd.DataFrame:
-    "Value of `holdings` now (horizon 0) and its quantiles at each forecast horizon; `forecasts` maps coin -> forecast frame."
+def returns_correlation(ohlcv: dict, days: int = 365) -> pd.DataFrame:
+    "Ledoit-Wolf shrunk correlation of the coins' daily log returns over their last `days` common days (`ohlcv`: coin -> frame)."
+    from sklearn.covariance import LedoitWolf
+    r = pd.DataFrame({c: np.log(df['close'].astype(float)).diff() for c, df in ohlcv.items()}).dropna().iloc[-days:]
+    if len(r) < 30: raise UserError(f"only {len(r)} common days of returns for {', '.join(ohlcv)}: too few for a correlation")
+    cov = LedoitWolf().fit(r.to_numpy()).covariance_
+    sd = np.sqrt(np.diag(cov))
+    return pd.DataFrame(cov / np.outer(sd, sd), index=r.columns, columns=r.columns)
+
+def portfolio_value(holdings: dict, forecasts: dict, n: int = 20_000, seed: int = 0, comonotonic: bool = False,
+                    correlation: pd.DataFrame|None = None) -> pd.DataFrame:
+    "Value of `holdings` now (horizon 0), its quantiles, P(loss) and 95/99% VaR and ES at each horizon; coins joined by `correlation`."
     missing = [c for c in holdings if c not in forecasts]
     if missing: raise UserError(f"no forecast for {', '.join(missing)}: train it first or remove it from the holdings")
     rng = np.random.default_rng(seed)
     horizons = sorted(set.intersection(*[set(forecasts[c]['horizon'].astype(int)) for c in holdings])) if holdings else []
     now = sum(a * forecasts[c]['close_origin'].iloc[0] for c, a in holdings.items())
-    rows = [dict(horizon=0, **{f"q{p:g}": now for p in PORTFOLIO_LEVELS}, mean=now, p_loss=0.0)]
+    rows = [dict(horizon=0, **{f"q{p:g}": now for p in PORTFOLIO_LEVELS}, mean=now, p_loss=0.0, var95=0.0, es95=0.0,
+                 var99=0.0, es99=0.0)]
     u = rng.uniform(size=(n, len(holdings)))
+    if correlation is not None:   # a Gaussian copula: each coin keeps its own forecast distribution, the coins move together
+        C = correlation.reindex(index=list(holdings), columns=list(holdings)).to_numpy(float)
+        z = rng.standard_normal((n, len(holdings))) @ np.linalg.cholesky(C + 1e-9 * np.eye(len(C))).T
+        u = norm.cdf(z)
     if comonotonic: u[:] = u[:, :1]
     for h in horizons:
         total = np.zeros(n)
         for j, (c, a) in enumerate(holdings.items()):
             r = forecasts[c].query('horizon == @h').iloc[0]
             total += a * r['close_origin'] * np.exp(return_quantile(u[:, j], [r[q] for q in QUANTILE_COLS]))
+        loss = now - total
+        var = {lv: float(np.quantile(loss, lv)) for lv in (0.95, 0.99)}
         rows.append(dict(horizon=h, **{f"q{p:g}": float(np.quantile(total, p)) for p in PORTFOLIO_LEVELS},
-                         mean=float(total.mean()), p_loss=float((total < now).mean())))
+                         mean=float(total.mean()), p_loss=float((total < now).mean()),
+                         var95=var[0.95], es95=float(loss[loss >= var[0.95]].mean()),
+                         var99=var[0.99], es99=float(loss[loss >= var[0.99]].mean())))
     return pd.DataFrame(rows).set_index('horizon')
 
 # %% ../nbs/32_dashboard.ipynb #a3c399b1

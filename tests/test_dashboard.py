@@ -125,7 +125,9 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
             # a holding and an alert
             page.fill('.cf-holdings input', 'BTC 0.5, ETH 2'); page.press('.cf-holdings input', 'Enter')
             wait_text(page, '.cf-portfolio', 'value now')
-            assert 'independent' in page.inner_text('.cf-portfolio')
+            shown = page.inner_text('.cf-portfolio')
+            assert 'Gaussian copula' in shown and 'var99' in shown and 'es99' in shown, shown   # joined by their correlation
+            assert page.locator('.cf-calibration .js-plotly-plot').count() == 1   # how often past intervals held
             close = D.latest_run('BTC', artifacts).forecast['close_origin'].iloc[0]
             page.fill('.cf-alerts input', f"{close * 1.1:.0f}, {close * 0.9:.0f}"); page.press('.cf-alerts input', 'Enter')
             wait_text(page, '.cf-alert-table', 'rises above'); wait_text(page, '.cf-alert-table', 'falls below')
