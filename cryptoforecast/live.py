@@ -18,14 +18,14 @@ from .atomic import write_json, write_text
 from .metrics import QUANTILES, QUANTILE_COLS, quantile_col, pinball_matrix, dm_from_diff, pit_values
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'PROMOTE_ALPHA', 'store_path', 'open_store',
-           'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe', 'feature_frame_as_of', 'alias_spec',
-           'resolve_version', 'load_version', 'registered_coins', 'latest_forecast', 'forecast_rows', 'forecast_coin',
-           'realise', 'random_walk_quantiles', 'coverage_band', 'psi', 'score_realised', 'version_report',
-           'backtest_expectation', 'top_features', 'feature_drift', 'monitor', 'write_monitor_report', 'shared_errors',
-           'dm_evidence', 'record_move', 'champion_moves', 'promote', 'rollback', 'register_challenger', 'retrain',
-           'replay', 'forecast_parser', 'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser',
-           'registry_cli', 'retrain_parser', 'retrain_cli']
+__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'PROMOTE_ALPHA', 'store_path',
+           'open_store', 'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe', 'feature_frame_as_of',
+           'alias_spec', 'resolve_version', 'load_version', 'registered_coins', 'latest_forecast', 'forecast_rows',
+           'forecast_coin', 'realise', 'random_walk_quantiles', 'coverage_band', 'psi', 'score_realised',
+           'version_report', 'backtest_expectation', 'top_features', 'feature_drift', 'monitor', 'write_monitor_report',
+           'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'promote', 'rollback',
+           'register_challenger', 'retrain', 'replay', 'forecast_parser', 'forecast_cli', 'monitor_parser',
+           'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser', 'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
@@ -282,16 +282,17 @@ def backtest_expectation(report: dict, h: int) -> dict:
     return {k: float(row[k]) if row.get(k) is not None else np.nan for k in ('rel_mae', 'cov80', 'cov95')}
 
 def top_features(forecaster, k: int = THRESHOLDS['top_features']) -> list[str]:
-    "The `k` most important input features of a forecaster (its own importance, else its first features)."
-    feats = list(forecaster.fold_meta_['features'])
+    "The `k` most important input features of a forecaster by its own importance; none for models without one (the baselines)."
+    feats = set(forecaster.fold_meta_['features'])
     imp = forecaster.feature_importance() if hasattr(forecaster, 'feature_importance') else None
-    ranked = [f for f in (imp.index if imp is not None else feats) if f in feats]
-    return ranked[:k]
+    return [] if imp is None else [f for f in imp.index if f in feats][:k]
 
-def feature_drift(forecaster, frame: pd.DataFrame, window: int) -> tuple[float, str|None]:
-    "The largest PSI of the top features, last `window` rows of `frame` against the forecaster's training dates; and that feature."
+DRIFT_DAYS = 180  # the recent days whose feature distribution is compared with training's (slow features need many)
+
+def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tuple[float, str|None]:
+    "The largest PSI of the top features, last `days` rows of `frame` against the forecaster's training dates; and that feature."
     train = frame.loc[frame.index.intersection(pd.DatetimeIndex(forecaster.fold_meta_['train']))]
-    recent = frame.iloc[-window:]
+    recent = frame.iloc[-days:]
     scores = {f: psi(train[f], recent[f]) for f in top_features(forecaster) if f in frame}
     scores = {f: v for f, v in scores.items() if np.isfinite(v)}
     if not scores: return np.nan, None
@@ -337,7 +338,7 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
         fc = load_version(coin, version)
         key = (coin, tuple(fc.horizons))
         if key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
-        row['psi'], row['psi_feature'] = feature_drift(fc, frames[key], window)
+        row['psi'], row['psi_feature'] = feature_drift(fc, frames[key])
         row['alerts'] = ','.join(_alerts(row, th))
         rows.append(row)
     cols = ['coin', 'alias', 'horizon', 'version', 'first', 'last', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio',
