@@ -33,7 +33,8 @@ def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
     "One checked OHLCV frame per symbol of the request rows (`symbol` column optional: default `coin`); `BadRequest` if unusable."
     df = pd.DataFrame(rows).copy()
     missing = [c for c in ('date', *PRICE_COLUMNS) if c not in df.columns]
-    if missing: raise BadRequest(f"missing column(s) {', '.join(missing)}; send date, open, high, low, close, volume (and symbol)")
+    if missing:
+        raise BadRequest(f"missing column(s) {', '.join(missing)}; send date, open, high, low, close, volume (and symbol)")
     if 'symbol' not in df.columns: df['symbol'] = coin
     df['symbol'] = df['symbol'].astype(str).str.upper()
     try: df['date'] = pd.to_datetime(df['date'], utc=True)
@@ -41,7 +42,8 @@ def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
     out = {}
     for sym, g in df.groupby('symbol', sort=False):
         values = g[list(PRICE_COLUMNS)].apply(pd.to_numeric, errors='coerce')
-        bad = ~np.isfinite(values.to_numpy(float)).all(axis=1) | (values[['open', 'high', 'low', 'close']] <= 0).any(axis=1).to_numpy()
+        prices = values[['open', 'high', 'low', 'close']]
+        bad = ~np.isfinite(values.to_numpy(float)).all(axis=1) | (prices <= 0).any(axis=1).to_numpy()
         if bad.any(): raise BadRequest(f"{sym}: non-finite or non-positive price or volume on {g['date'][bad].iloc[0].date()}")
         days = pd.DatetimeIndex(g['date'])
         if (days != days.normalize()).any(): raise BadRequest(f"{sym}: dates must be days (midnight UTC)")
@@ -57,7 +59,7 @@ def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
 
 # %% ../nbs/33_serve.ipynb #9a0eb990
 def serve_forecast(forecaster, rows: pd.DataFrame, coin: str, version=None) -> pd.DataFrame:
-    "The forecast for the last date of the request `rows`: one row per horizon (mean, quantiles, sigma, prices, version, data's last date)."
+    "The forecast for the last date of `rows`: one row per horizon (mean, quantiles, sigma, prices, version, data's last date)."
     from cryptoforecast.features import build_features, market_context
     from cryptoforecast.live import latest_forecast
     frames = ohlcv_frames(rows, coin)
@@ -83,7 +85,7 @@ class OHLCVPyfunc(mlflow.pyfunc.PythonModel):
         self.forecaster = load_forecaster(context.artifacts['forecaster'])
         self.meta = json.loads(Path(context.artifacts['meta']).read_text())
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context, model_input, params=None):  # no type hints: MLflow would try (and fail) to infer a signature
         from mlflow.exceptions import MlflowException
         try: return serve_forecast(self.forecaster, model_input, self.meta['coin'], self.meta.get('version'))
         except (BadRequest, UserError) as e: raise MlflowException.invalid_parameter_value(str(e)) from None
@@ -91,7 +93,7 @@ class OHLCVPyfunc(mlflow.pyfunc.PythonModel):
 _SERVE_CODE = "from mlflow.models import set_model\nfrom cryptoforecast.serve import OHLCVPyfunc\nset_model(OHLCVPyfunc())\n"
 
 def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
-    "Save the self-contained serving model of `forecaster` to the folder `path` (written aside, then renamed in place); returns it."
+    "Save the self-contained serving model of `forecaster` to the folder `path` (written aside, then renamed); returns it."
     import cryptoforecast
     from cryptoforecast.tracking import save_forecaster, forecaster_requirements, quiet_mlflow
     path = Path(path)
@@ -104,8 +106,10 @@ def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
         meta.write_text(json.dumps(dict(coin=coin, version=None if version is None else int(version), run_id=run_id)))
         code = Path(d) / 'serve_model.py'
         code.write_text(_SERVE_CODE)
-        mlflow.pyfunc.save_model(str(Path(d) / 'model'), python_model=str(code), artifacts={'forecaster': str(saved), 'meta': str(meta)},
-                                 code_paths=[str(Path(cryptoforecast.__file__).parent)], pip_requirements=forecaster_requirements())
+        mlflow.pyfunc.save_model(str(Path(d) / 'model'), python_model=str(code),
+                                 artifacts={'forecaster': str(saved), 'meta': str(meta)},
+                                 code_paths=[str(Path(cryptoforecast.__file__).parent)],
+                                 pip_requirements=forecaster_requirements())
         try: os.rename(Path(d) / 'model', path)
         except OSError:
             if not (path / 'MLmodel').exists(): raise   # another process built it meanwhile: use theirs
@@ -139,7 +143,8 @@ def serve_cli(argv: list[str]) -> int:
     with socket.socket() as s:   # a port in use: one line now, not a traceback from the server
         try: s.bind(('127.0.0.1', a.port))
         except OSError as e: raise UserError(f"port {a.port} on 127.0.0.1 is not free ({e.strerror})") from None
-    path = build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id, art / 'serve' / f"{a.coin}-v{mv.version}")
+    path = build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id,
+                               art / 'serve' / f"{a.coin}-v{mv.version}")
     import uvicorn
     from mlflow.pyfunc import scoring_server
     app = scoring_server.init(mlflow.pyfunc.load_model(str(path)))
