@@ -18,14 +18,15 @@ from .atomic import write_json, write_text
 from .metrics import QUANTILES, QUANTILE_COLS, quantile_col, pinball_matrix, dm_from_diff, pit_values
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'PROMOTE_ALPHA', 'store_path',
-           'open_store', 'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe', 'feature_frame_as_of',
-           'alias_spec', 'resolve_version', 'load_version', 'registered_coins', 'latest_forecast', 'forecast_rows',
-           'forecast_coin', 'realise', 'random_walk_quantiles', 'coverage_band', 'psi', 'score_realised',
-           'version_report', 'backtest_expectation', 'top_features', 'feature_drift', 'monitor', 'write_monitor_report',
-           'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'promote', 'rollback',
-           'register_challenger', 'retrain', 'replay', 'forecast_parser', 'forecast_cli', 'monitor_parser',
-           'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser', 'retrain_cli']
+__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'MONITOR_METRICS', 'PROMOTE_ALPHA',
+           'store_path', 'open_store', 'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe',
+           'feature_frame_as_of', 'alias_spec', 'resolve_version', 'load_version', 'registered_coins',
+           'latest_forecast', 'forecast_rows', 'forecast_coin', 'realise', 'random_walk_quantiles', 'coverage_band',
+           'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features', 'feature_drift',
+           'monitor', 'log_monitor_metrics', 'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move',
+           'champion_moves', 'promote', 'rollback', 'register_challenger', 'retrain', 'replay', 'forecast_parser',
+           'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser',
+           'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
@@ -351,6 +352,25 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
             'psi_feature', 'alerts']
     return pd.DataFrame(rows, columns=cols)
 
+MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi')
+
+def log_monitor_metrics(table: pd.DataFrame, as_of=None, client=None) -> int:
+    "Log the monitor's scores to each version's training run as `live.<alias>.h<h>.<metric>`, step = the day's number; returns how many."
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    client = client or MlflowClient()
+    day = as_of_day(as_of) or pd.Timestamp.now(tz='UTC').normalize()
+    step, ts = int((day - pd.Timestamp('1970-01-01', tz='UTC')).days), int(pd.Timestamp.now(tz='UTC').timestamp() * 1000)
+    n = 0
+    for row in table.to_dict('records'):
+        mv = resolve_version(row['coin'], str(row['version']), client)
+        metrics = [Metric(f"live.{row['alias']}.h{row['horizon']}.{k}", float(row[k]), ts, step)
+                   for k in MONITOR_METRICS if row[k] is not None and np.isfinite(float(row[k]))]
+        if mv.run_id and metrics:
+            client.log_batch(mv.run_id, metrics=metrics)
+            n += len(metrics)
+    return n
+
 def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window: int = 60,
                          thresholds: dict|None = None) -> dict[str, Path]:
     "Write the monitor table as `monitor/<day>.json` and `.md` under `artifacts_dir` (atomically); returns the paths."
@@ -589,7 +609,12 @@ def forecast_cli(argv: list[str]) -> int:
     rows, failed = [], 0
     for coin in tqdm(coins, desc='coins', unit='coin', disable=None):
         for alias in a.alias:
-            try: rows += forecast_coin(coin, universe, [alias], a.as_of, store, client)
+            try:
+                rows += forecast_coin(coin, universe, [alias], a.as_of, store, client)
+                seen = _data_last(resolve_version(coin, alias, client).run_id) if a.as_of else None
+                if seen is not None and seen > as_of_day(a.as_of):
+                    print(f"{coin} {alias}: note: v{rows[-1]['version']} was trained on data up to {seen.date()}, after --as-of "
+                          f"{a.as_of}: this forecast is not out of sample", file=sys.stderr)
             except UserError as e:
                 print(f"{coin} {alias}: skipped: {e}", file=sys.stderr)
                 rows.append(dict(coin=coin, alias=alias, status='skipped'))
@@ -608,6 +633,7 @@ def monitor_parser():
     p = ArgParser(prog='cryptoforecast monitor', description='Score stored forecasts on realised prices; exit 3 on an alert.')
     p.add_argument('--crypto', type=coins, default=None, help='comma-separated tickers (default: every coin in the store)')
     p.add_argument('--window', type=positive_int, default=60, help='realised forecasts per coin, alias and horizon (default 60)')
+    p.add_argument('--mlflow', action='store_true', help="also log the scores as metrics of each version's training run")
     _common(p)
     return p
 
@@ -620,6 +646,7 @@ def monitor_cli(argv: list[str]) -> int:
         print('no realised forecasts yet' + (f" for {','.join(a.crypto)}" if a.crypto else ''))
         return 0
     paths = write_monitor_report(table, art, a.as_of, a.window)
+    if a.mlflow: log_monitor_metrics(table, a.as_of)
     show = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80',
             'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi', 'alerts']
     print(table[show].to_string(index=False, float_format=lambda x: f"{x:.3f}"))

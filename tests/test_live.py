@@ -77,7 +77,7 @@ def test_forecast_cli(trained, tmp_path, capsys):
     _clear_mlflow_env()
     args = ('forecast', '--crypto', COIN, '--as-of', '2025-11-05', '--artifacts-dir', dst, '--data-dir', DATA_DIR)
     first = run_cli(*args)
-    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.returncode == 0 and 'not out of sample' not in first.stderr, first.stderr[-2000:]
     import sqlite3
     count = lambda: sqlite3.connect(dst / 'forecasts.sqlite').execute('select count(*) from forecasts').fetchone()[0]
     assert count() == 6
@@ -93,6 +93,8 @@ def test_forecast_cli(trained, tmp_path, capsys):
     assert main(['forecast', '--crypto', 'NOSUCHCOIN', '--artifacts-dir', str(dst), '--data-dir', str(DATA_DIR)]) == 2
     err = capsys.readouterr().err
     assert err.startswith('error:') and 'NOSUCHCOIN' in err, err
+    assert main(['forecast', '--crypto', COIN, '--as-of', '2025-10-01', '--artifacts-dir', str(dst), '--data-dir', str(DATA_DIR)]) == 0
+    assert 'trained on data up to 2025-10-31, after --as-of 2025-10-01' in capsys.readouterr().err   # in-sample: said so
 
 
 _WRITER = """
@@ -185,9 +187,14 @@ def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
     store = live.store_path(a)
     for day in pd.date_range(CUT, periods=22, freq='D'): live.forecast_coin(COIN, universe, ['champion'], day, store)
     _clear_mlflow_env()
-    code = live.monitor_cli(['--crypto', COIN, '--as-of', '2025-12-15', '--artifacts-dir', str(a), '--data-dir', str(DATA_DIR)])
+    code = live.monitor_cli(['--crypto', COIN, '--as-of', '2025-12-15', '--artifacts-dir', str(a), '--data-dir', str(DATA_DIR),
+                             '--mlflow'])
     table = live.monitor(universe, store, [COIN], '2025-12-15', 60)
     assert code == (3 if (table['alerts'] != '').any() else 0)
+    from mlflow import MlflowClient
+    run = MlflowClient().get_run(live.resolve_version(COIN, '1').run_id)
+    h1 = table[table['horizon'] == 1].iloc[0]
+    assert run.data.metrics['live.champion.h1.rel_mae'] == pytest.approx(h1['rel_mae']) and h1['n'] == 22
     report = json.loads((a / 'monitor' / '2025-12-15.json').read_text())
     assert report['as_of'] == '2025-12-15' and len(report['rows']) == len(table) and (a / 'monitor' / '2025-12-15.md').exists()
     # forecasts of a broken model: the wrong sign, ten times too large, too narrow intervals

@@ -100,4 +100,6 @@ def test_serve_binds_localhost_only_and_stops_with_its_pid(served):
     assert listening and all(c.laddr.ip == '127.0.0.1' for c in listening)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) in (0, -signal.SIGTERM)     # uvicorn shuts down, then re-raises the signal it caught
-    with socket.socket() as s: s.bind(('127.0.0.1', port))   # the port is free again
+    with socket.socket() as s:   # nothing listens on the port any more (closed connections may linger in TIME_WAIT)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('127.0.0.1', port))
