@@ -263,15 +263,21 @@ def test_promote_needs_realised_evidence_and_rollback_restores(trained, universe
     assert not live.promote(COIN, universe, store, 30, as_of=days[-1])['promoted']
 
 
-def test_retrain_registers_a_challenger_and_never_moves_the_champion(trained, universe, tmp_path):
+def test_replay_retrains_a_shadow_challenger_and_never_moves_the_champion(trained, universe, tmp_path):
     from mlflow import MlflowClient
     from cryptoforecast import live
     art, _ = trained
     a = clone(art, tmp_path / 'retrain')
-    r = live.retrain(COIN, universe, '2025-12-01', a)
+    log = live.replay(COIN, CUT, 6, universe, a, retrain_every=3, min_forecasts=30)
     client = MlflowClient()
-    assert r['version'] == 2 and not r['promoted'] and r['data_last'] == '2025-12-01'
-    assert int(client.get_model_version_by_alias('cryptoforecast-BTC', 'champion').version) == 1
+    assert log['event'].tolist() == ['', '', '', 'retrained v2', '', ''], log
+    assert int(client.get_model_version_by_alias('cryptoforecast-BTC', 'champion').version) == 1   # too little evidence to move
     assert int(client.get_model_version_by_alias('cryptoforecast-BTC', 'challenger').version) == 2
+    day3 = str((pd.Timestamp(CUT) + pd.Timedelta(days=3)).date())
+    assert live._data_last(client.get_model_version('cryptoforecast-BTC', '2').run_id) == live.as_of_day(day3)  # trained as of day 3
+    f = live.read_forecasts(live.store_path(a), COIN, 'challenger')
+    assert f.groupby('model_version')['origin'].max().dt.strftime('%Y-%m-%d').to_dict() == {
+        1: str((pd.Timestamp(CUT) + pd.Timedelta(days=2)).date()), 2: str((pd.Timestamp(CUT) + pd.Timedelta(days=5)).date())}
+    assert client.get_model_version('cryptoforecast-BTC', '2').tags['shadow.decision'] == 'kept in shadow'
     bad = run_cli('retrain', '--crypto', 'NOSUCHCOIN', '--artifacts-dir', a, '--data-dir', DATA_DIR)
     assert bad.returncode == 2 and bad.stderr.startswith('error:'), bad.stderr
