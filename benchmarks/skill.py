@@ -19,8 +19,9 @@ together about 1-1.5 s per fold on BTC's history, which took the 20 eligible coi
 time at `--jobs 2` (measured with naive and lightgbm alongside).
 
 The deep models cost minutes per fold on a CPU (about 12 minutes per coin for five folds here). For them,
-`--cache-dir DIR` keeps each coin's predictions as soon as the coin is done, so a run that is stopped resumes where it
-was (same settings only), and `--sample N` evaluates N coins drawn at random (seeded) from those with enough history.
+`--cache-dir DIR` keeps each coin's predictions as soon as the coin is done (each group of `--jobs` coins is then
+calibrated on its own validation residuals, not pooled over all coins; global models cannot be cached), so a run that
+is stopped resumes where it was (same settings only), and `--sample N` evaluates N coins drawn at random (seeded) from those with enough history.
 The deep-model run of the project keeps its cache in git (`benchmarks/results/deep_skill/`, one parquet file per
 finished coin), so it can be carried on across sessions and machines:
 
@@ -42,6 +43,7 @@ from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.forecaster import model_entry, model_names
 from cryptoforecast.metrics import score_predictions
 
 SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'shrink', 'pinball_ratio',
@@ -132,8 +134,9 @@ if __name__ == '__main__':
         sys.exit(0)
     models = a.models.split(',')
     if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
-    if a.cache_dir and 'lightgbm_global' in models: sys.exit('error: lightgbm_global is fitted across coins; it cannot be cached per coin')
-    kw = {m: {'epochs': a.epochs} for m in ('lstm', 'transformer') if a.epochs}
+    across = [m for m in models if model_entry(m).is_global]
+    if a.cache_dir and across: sys.exit(f"error: {', '.join(across)} fitted across coins: cannot be cached per coin")
+    kw = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True) if a.epochs}
     if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
     universe = load_universe(sources=dict(a.source or []))

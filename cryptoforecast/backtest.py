@@ -85,7 +85,7 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
                  min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
-                 calibration: str = 'pooled') -> tuple[pd.DataFrame, dict]:
+                 calibration: str = 'pooled', train_coins=None) -> tuple[pd.DataFrame, dict]:
     "The predictions frame of every model on the test parts of every coin's walk-forward folds (point models calibrated `calibration`)."
     if calibration not in CALIBRATIONS: raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     pooled = calibration == 'pooled'
@@ -94,9 +94,11 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
     if universe is None: universe = load_universe(data_dir, sources=sources, require=coins or ())  # or pass the frames yourself
     coins = [c.upper() for c in (coins or sorted(universe))]
-    missing = [c for c in coins if c not in universe]
+    train_coins = None if train_coins is None else [c.upper() for c in train_coins]
+    missing = [c for c in dict.fromkeys(coins + (train_coins or [])) if c not in universe]
     if missing: raise UserError(f"no data for {', '.join(missing)}")
-    folds, skipped = coin_folds(universe, coins, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
+    every = sorted(set(coins) | set(train_coins or ()))
+    folds, skipped = coin_folds(universe, every, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
     per_coin = [m for m in models if not model_entry(m).is_global]
     global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)
@@ -104,20 +106,28 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     if per_coin and jobs > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(jobs) as ex:
-            futs = {ex.submit(fit_predict_coin, fs, per_coin, seed, model_kwargs, parts): c for c, fs in folds.items()}
+            futs = {ex.submit(fit_predict_coin, fs, per_coin, seed, model_kwargs, parts): c for c, fs in folds.items() if c in coins}
             for fut in tqdm(as_completed(futs), total=len(futs), desc='coins', **bar): results[futs[fut]] = fut.result()
     elif per_coin:
-        for c, fs in tqdm(folds.items(), desc='coins', **bar): results[c] = fit_predict_coin(fs, per_coin, seed, model_kwargs, parts)
+        for c in tqdm([c for c in folds if c in coins], desc='coins', **bar):
+            results[c] = fit_predict_coin(folds[c], per_coin, seed, model_kwargs, parts)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
     groups = defaultdict(list)  # a global model fits every coin's fold of one cut-off at once
     for c in sorted(folds):
         for f in folds[c]: groups[(f.train[-1], f.test[0])].append(f)
     for name in global_models:
         for key, members in tqdm(sorted(groups.items()), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
-            m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(members)
-            preds += [m.predict(f, part).assign(fold=f.k, part=part) for f in members for part in parts]
+            fit_on = [f for f in members if train_coins is None or f.coin in train_coins]
+            targets = [f for f in members if f.coin in coins]
+            if not fit_on or not targets: continue
+            m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(fit_on)
+            seen = {f.coin for f in fit_on}
+            for f in targets:
+                if f.coin not in seen: m.adopt(f)   # zero-shot: never trained on this coin
+                preds += [m.predict(f, part).assign(fold=f.k, part=part, zero_shot=f.coin not in seen) for part in parts]
     out = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     if out.empty: return out, skipped
+    out['zero_shot'] = out['zero_shot'].eq(True) if 'zero_shot' in out else False
     if pooled: out = calibrate_pooled(out, [m for m in models if model_class(m).calibrated])
     return out.drop(columns='part', errors='ignore').reset_index(drop=True), skipped
 
@@ -147,6 +157,8 @@ def backtest_parser() -> ArgParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--coins', type=coin_list, help='comma-separated tickers, e.g. BTC,ETH')
     g.add_argument('--all', action='store_true', help='every coin in the data directory')
+    p.add_argument('--train-coins', type=coin_list, default=None,
+                   help='fit the global models on these coins only; the others of --coins are forecast zero-shot (default: --coins)')
     p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=['naive', 'drift', 'lightgbm'],
                    help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default: naive,drift,lightgbm)")
     p.add_argument('--horizons', type=horizon_list, default=None, help='comma-separated days (default: the config, 1,7,30)')
@@ -173,7 +185,7 @@ def backtest_cli(argv: list[str]) -> int:
     t0 = time.time()
     preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,
                                   a.data_dir, a.seed, model_kwargs=kw, jobs=a.jobs, sources=dict(a.source or []),
-                                  calibration=a.calibration)
+                                  calibration=a.calibration, train_coins=a.train_coins)
     for c, why in skipped.items(): print(f"skipped {c}: {why}", file=sys.stderr)
     if preds.empty: raise UserError("no coin had enough history for the requested folds")
     if a.out:

@@ -221,6 +221,14 @@ class KerasForecaster(Forecaster):
 
     def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
+    def saved_state(self) -> dict:
+        "What a subclass needs saved beside the network, the calibration and the volatility models (none here)."
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        "Take back what `saved_state` gave."
+        pass
+
 # %% ../nbs/11_deep.ipynb #b29fe6be
 def _checked_windows(fold, part: str, lookback: int, drop_unknown: bool):
     X, Y, origins = fold.windows(part, lookback=lookback)
@@ -308,7 +316,8 @@ def save(self: KerasForecaster, path) -> Path:
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / 'model.keras', suffix='.keras') as tmp: self.model.save(tmp)  # Keras wants the suffix
     if getattr(self, 'fold_meta_', None) is not None: write_bytes(path / _FOLD_META, pickle.dumps(self.fold_meta_))
-    write_bytes(path / _CALIBRATION, pickle.dumps(dict(calibration=self.calibration_, volatility=self.volatility_)))
+    state = dict(calibration=self.calibration_, volatility=self.volatility_, **self.saved_state())
+    write_bytes(path / _CALIBRATION, pickle.dumps(state))
     meta = dict(cls=type(self).__name__, params=self.get_params(), horizons=[int(h) for h in self.horizons], n_features=self.n_features,
                 y_scale=self.y_scale.tolist(), history=self.history)
     write_text(path / 'forecaster.json', json.dumps(meta, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
@@ -329,6 +338,7 @@ def load(cls: KerasForecaster, path) -> KerasForecaster:
     if (path / _CALIBRATION).exists():
         state = pickle.loads((path / _CALIBRATION).read_bytes())
         self.calibration_, self.volatility_ = state['calibration'], state['volatility']
+        self.restore_state(state)
     return self
 
 # %% ../nbs/11_deep.ipynb #16d662ac

@@ -262,4 +262,6 @@ register_model('lightgbm_stacked', 'cryptoforecast.lightgbm:LightGBMForecaster',
 register_model('lightgbm_global', 'cryptoforecast.lightgbm:GlobalLightGBM', is_global=True)
 register_model('lstm', 'cryptoforecast.lstm:LSTMForecaster', needs_windows=True)
 register_model('transformer', 'cryptoforecast.transformer:TransformerForecaster', needs_windows=True)
+register_model('lstm_global', 'cryptoforecast.global_deep:GlobalLSTM', needs_windows=True, is_global=True)
+register_model('transformer_global', 'cryptoforecast.global_deep:GlobalTransformer', needs_windows=True, is_global=True)
 register_model('ensemble', 'cryptoforecast.ensemble:EnsembleForecaster', is_ensemble=True);

@@ -111,9 +111,11 @@ class GlobalLightGBM(LightGBMForecaster):
 
     def _coin_xy(self, fold, part):
         "Coin-normalised features and volatility-scaled targets of `part`."
+        if fold.coin not in self.scalers_:
+            raise ValueError(f"{self.name} has not seen {fold.coin}: `adopt` its fold first (its own training part sets its scaling)")
         sc = self.scalers_[fold.coin]
         ix = fold.origins(part)
-        X = fold.frame.loc[ix, self.features_].astype(float).replace([np.inf, -np.inf], np.nan)
+        X = fold.frame.reindex(index=ix, columns=self.features_).astype(float).replace([np.inf, -np.inf], np.nan)
         X = pd.DataFrame(sc['scaler'].transform(X.to_numpy()), index=ix, columns=self.features_)
         Y = fold.frame.loc[ix, [target_col(h) for h in self.horizons]].to_numpy(dtype=float) / sc['vol']
         return X, Y
@@ -126,10 +128,7 @@ class GlobalLightGBM(LightGBMForecaster):
         counts = Counter(c for fold in folds for c in fold.features if c in common)
         self.features_ = [c for c, _ in counts.most_common(self.n_features)]
         self.scalers_ = {}
-        for f in folds:
-            tr = f.frame.loc[f.train, self.features_].astype(float).replace([np.inf, -np.inf], np.nan)
-            vol = np.array([float(np.nanstd(f.frame.loc[f.train, target_col(h)])) or 1.0 for h in self.horizons])
-            self.scalers_[f.coin] = {'scaler': RobustScaler().fit(tr.to_numpy()), 'vol': vol}
+        for f in folds: self._scale(f)
         parts = {}
         for part in ('train', 'val'):
             xy = [self._coin_xy(f, part) for f in folds]
@@ -148,6 +147,17 @@ class GlobalLightGBM(LightGBMForecaster):
         self.mode = 'direct'
         for f in folds: self.calibrate(f)  # per coin: its volatility forecast and validation errors
         return self
+
+    def _scale(self, fold) -> None:
+        "Fit the coin's feature scaler and target volatilities on its fold's training part only."
+        tr = fold.frame.reindex(index=fold.train, columns=self.features_).astype(float).replace([np.inf, -np.inf], np.nan)
+        vol = np.array([float(np.nanstd(fold.frame.loc[fold.train, target_col(h)])) or 1.0 for h in self.horizons])
+        self.scalers_[fold.coin] = {'scaler': RobustScaler().fit(tr.to_numpy()), 'vol': vol}
+
+    def adopt(self, fold) -> GlobalLightGBM:
+        "Ready to forecast a coin it was not trained on: the coin's scaling from its own training part, its calibration on its validation part."
+        self._scale(fold)
+        return self.calibrate(fold)
 
     def fit(self, fold): return self.fit_many([fold])
     def explain(self, fold, out_dir, seed: int = 0) -> list[Path]: return []  # trees on coin-normalised inputs: not explained yet

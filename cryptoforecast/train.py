@@ -5,6 +5,7 @@
 # %% ../nbs/23_train.ipynb #197fe0af
 from __future__ import annotations
 import json, os, shutil, socket, sys, tempfile, time, traceback, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE
 from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
-__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'make_folds', 'fit_models', 'ensemble_summary',
-           'evaluation_settings', 'sweep_partial_runs', 'train_coin', 'track_run', 'train_parser', 'parse_train_args',
-           'train_cli']
+__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'fit_models', 'ensemble_summary',
+           'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage', 'fit_stage', 'evaluate_stage',
+           'write_stage', 'explain_stage', 'build_report', 'train_coin', 'track_run', 'train_parser',
+           'parse_train_args', 'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
@@ -49,7 +51,7 @@ def fit_models(folds, names, seed, params=None, epochs=None, progress=True) -> t
         fitted[i][name] = m
     return fitted, pd.concat(val, ignore_index=True), pd.concat(test, ignore_index=True)
 
-# %% ../nbs/23_train.ipynb #a5daaee8
+# %% ../nbs/23_train.ipynb #8c4e2724
 def ensemble_summary(metrics: pd.DataFrame, ens) -> dict|None:
     "Mean member weights per horizon, and whether the ensemble beats every member and the random walk."
     if ens is None: return None
@@ -105,6 +107,141 @@ def sweep_partial_runs(coin_dir) -> list[Path]:
         out.append(d)
     return out
 
+# %% ../nbs/23_train.ipynb #5218bb21
+@dataclass
+class TrainRun:
+    "One training run as it goes through the stages: what was asked, then what each stage made."
+    coin: str
+    run: str
+    cfg: object
+    universe: dict
+    frame: pd.DataFrame
+    folds: list
+    names: list
+    art: Path
+    run_dir: Path
+    final_dir: Path
+    epochs: int|None = None
+    ensemble: bool = True
+    tune: bool = False
+    tune_trials: int = 20
+    tune_models: tuple = ('lightgbm',)
+    walk_forward: bool = False
+    seed: int = 42
+    track: bool = True
+    explain: bool = True
+    progress: bool = True
+    register: bool = True
+    params: dict = field(default_factory=dict)        # tuned parameters per model
+    tuning: dict = field(default_factory=dict)
+    by_fold: list = field(default_factory=list)       # the fitted models of each fold
+    val: pd.DataFrame|None = None                     # validation and test predictions of every fold
+    test: pd.DataFrame|None = None
+    weights: pd.DataFrame|None = None                 # the last fold's ensemble weights at the shortest horizon
+    metrics: pd.DataFrame|None = None
+    headline: str|None = None
+    rel_mae: dict = field(default_factory=dict)
+    val_rel_mae: float = float('nan')
+    model_paths: dict = field(default_factory=dict)
+    forecast: pd.DataFrame|None = None
+    plots: list = field(default_factory=list)
+    shap_files: list = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+    @property
+    def fitted(self) -> dict: return self.by_fold[-1]   # the models of the last fold: saved, explained, tracked
+    @property
+    def fold(self): return self.folds[-1]
+    def final(self, path) -> str:
+        "Where `path`, written inside the temporary run folder, is once the run is complete."
+        return str(self.final_dir/Path(path).relative_to(self.run_dir))
+
+# %% ../nbs/23_train.ipynb #7dd4259d
+def tune_stage(r: TrainRun) -> None:
+    "Tune the `tune_models` on the validation parts only; the tuned parameters feed the final fit."
+    if not r.tune: return
+    from cryptoforecast.tuning import tune as run_tuning
+    for m in r.tune_models:
+        kw = {'epochs': r.epochs} if (model_entry(m).needs_windows and r.epochs) else None
+        res = run_tuning(m, r.folds, n_trials=r.tune_trials, seed=r.seed, plots_dir=r.run_dir/'tuning',
+                         study_name=f"cryptoforecast-{r.coin}-{m}", artifacts_dir=r.art, model_kwargs=kw)
+        r.params[m] = res.best_params
+        r.tuning[m] = dict(default_value=res.default_value, best_value=res.best_value, best_params=res.best_params,
+                           trials=r.tune_trials)
+
+def fit_stage(r: TrainRun) -> None:
+    "Fit every model on every fold, then the ensemble on the members already fitted (nothing is trained twice)."
+    r.by_fold, r.val, r.test = fit_models(r.folds, r.names, r.seed, r.params, r.epochs, r.progress)
+    if not r.ensemble: return
+    val, test = [r.val], [r.test]
+    for f, members in zip(r.folds, r.by_fold):
+        ens = model_class(ENSEMBLE).from_fitted(members, f, seed=r.seed)
+        val.append(ens.predict(f, 'val').assign(fold=f.k)); test.append(ens.predict(f, 'test').assign(fold=f.k))
+        members[ENSEMBLE] = ens
+    r.val, r.test = pd.concat(val, ignore_index=True), pd.concat(test, ignore_index=True)
+    r.weights = r.fitted[ENSEMBLE].weights_frame(horizon=min(r.cfg.horizons))
+
+def evaluate_stage(r: TrainRun) -> None:
+    "Score the test predictions against the random walk; choose the headline model."
+    r.metrics = score_predictions(r.test, by=('model', 'horizon'), dm_alternative='less')
+    val_metrics = score_predictions(r.val, by=('model', 'horizon'))
+    r.headline = _headline(r.metrics, r.fitted)
+    r.rel_mae = {int(h): float(v) for h, v in r.metrics[r.metrics['model'] == r.headline].set_index('horizon')['rel_mae'].items()}
+    r.val_rel_mae = float(val_metrics[val_metrics['model'] == r.headline]['rel_mae'].mean())
+
+# %% ../nbs/23_train.ipynb #b2ea25c5
+def write_stage(r: TrainRun) -> None:
+    "Save this run's models, its test predictions, the forecast from the last close and the diagnostic plots."
+    for name, m in r.fitted.items():  # each model names its own files in its folder
+        r.model_paths[name] = r.final(m.save(r.run_dir/'models'/name))
+    r.test.to_parquet(r.run_dir/'predictions.parquet')
+    forecast = r.fitted[r.headline].predict_frame(r.frame.iloc[-(r.cfg.lookback + max(r.cfg.horizons)):])
+    r.forecast = forecast[forecast['origin'] == forecast['origin'].max()]
+    r.forecast.to_parquet(r.run_dir/'forecast.parquet')
+    from cryptoforecast import plots as plotting
+    fitted = r.fitted
+    histories = {n: m.history for n, m in fitted.items() if m.needs_windows}
+    importance = next((i for i in (m.feature_importance() for m in fitted.values()) if i is not None), None)  # the first that has one
+    attention = next((a for a in (m.attention(r.fold) for m in fitted.values()) if a is not None), None)
+    r.plots = plotting.save_all_plots(r.run_dir/'plots', histories=histories, predictions=r.test, metrics=r.metrics,
+                                      importance=importance, attention=attention, weights=r.weights)
+
+def explain_stage(r: TrainRun) -> None:
+    "SHAP of every model that explains itself, on the last fold's test part; a model whose explainer fails is reported."
+    if not r.explain: return
+    shap_dir = r.run_dir/'shap'
+    shap_dir.mkdir()
+    for n, m in r.fitted.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            try: r.shap_files += m.explain(r.fold, shap_dir, seed=r.seed)
+            except Exception as e: failed = e
+            else: failed = None
+        if failed is not None: warnings.warn(f"{r.coin}: SHAP for {n} failed: {failed}")
+    if not any(shap_dir.iterdir()): shap_dir.rmdir()
+
+# %% ../nbs/23_train.ipynb #e2d237d2
+def build_report(r: TrainRun) -> dict:
+    "The run's `report.json`: metrics, uncertainty, headline, ensemble, data, config, folds, paths (as they will be)."
+    from cryptoforecast.tracking import git_commit
+    cov = r.metrics[['model', 'horizon', 'cov80', 'width80', 'cov95', 'width95']]
+    data = _data_summary(r.universe[r.coin], r.frame, r.universe)
+    span = lambda ix: [str(ix[0].date()), str(ix[-1].date())]
+    return dict(coin=r.coin, run=r.run, created=pd.Timestamp.now(tz='UTC').isoformat(), seed=r.seed, code_version=git_commit(),
+                config={**r.cfg.as_dict(), 'epochs': r.epochs, 'ensemble': r.ensemble, 'tune': r.tune, 'walk_forward': r.walk_forward,
+                        'models': list(r.fitted)},
+                folds=[dict(k=f.k, train=span(f.train), val=span(f.val), test=span(f.test), features=len(f.features)) for f in r.folds],
+                data=data, evaluation=evaluation_settings(r.cfg, r.folds, data, r.walk_forward),
+                metrics=json.loads(r.metrics.to_json(orient='records')),
+                uncertainty=json.loads(cov.to_json(orient='records')),
+                headline=dict(model=r.headline, rel_mae=r.rel_mae, val_rel_mae=r.val_rel_mae),
+                ensemble=ensemble_summary(r.metrics, r.fitted.get(ENSEMBLE)),
+                tuning=r.tuning, models=r.model_paths, plots=[r.final(p) for p in r.plots],
+                shap=[r.final(p) for p in r.shap_files], forecast=json.loads(r.forecast.to_json(orient='records', date_format='iso')))
+
+# %% ../nbs/23_train.ipynb #711f0b4d
+STAGES = (tune_stage, fit_stage, evaluate_stage, write_stage, explain_stage)
+
 def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
                models=DEFAULT_MODELS, track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
@@ -130,111 +267,41 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
     coin_dir.mkdir(parents=True, exist_ok=True)
     sweep_partial_runs(coin_dir)
     run = _run_name(coin_dir, seed)
-    final_dir = coin_dir/run
     # everything is written into a hidden temporary folder, renamed to the run's name at the very end
     run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
-    final = lambda p: str(final_dir/Path(p).relative_to(run_dir))
+    r = TrainRun(coin, run, cfg, universe, frame, folds, names, art, run_dir, coin_dir/run, epochs=epochs, ensemble=ensemble,
+                 tune=tune, tune_trials=tune_trials, tune_models=tuple(tune_models), walk_forward=walk_forward, seed=seed,
+                 track=track, explain=explain, progress=progress, register=register)
     try:
         from cryptoforecast.tracking import process_tags
         write_json(run_dir/OWNER, process_tags())
-        report = _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, art, epochs, ensemble, tune,
-                             tune_trials, tune_models, walk_forward, seed, track, explain, progress, register)
-        report['seconds'] = round(time.time() - t0, 1)
-        write_json(run_dir/'report.json', report)
+        for stage in STAGES: stage(r)
+        r.report = build_report(r)
+        if track: r.report['mlflow'] = track_run(r)
+        r.report['seconds'] = round(time.time() - t0, 1)
+        write_json(run_dir/'report.json', r.report)
         (run_dir/OWNER).unlink()
         os.chmod(run_dir, 0o777 & ~current_umask())  # mkdtemp makes the folder private; a finished run is read like any folder
-        os.rename(run_dir, final_dir)
+        os.rename(run_dir, r.final_dir)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         try: coin_dir.rmdir()  # only when empty: the coin's first run failed
         except OSError: pass
         raise
+    final_dir = r.final_dir
     return dict(coin=coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
-                rel_mae=report['headline']['rel_mae'], headline=report['headline']['model'], seconds=report['seconds'],
-                mlflow=report.get('mlflow'))
-
-def _train_into(run_dir, final, coin, run, cfg, frame, folds, universe, names, art, epochs, ensemble, tune, tune_trials,
-                tune_models, walk_forward, seed, track, explain, progress, register) -> dict:
-    "Tune, fit, score, save, plot, explain and track one run, writing into `run_dir`; returns the report (paths via `final`)."
-    plots_dir, shap_dir = run_dir/'plots', run_dir/'shap'
-    # tuning: on the validation parts only; the tuned params feed the final fit
-    tuning, params = {}, {}
-    if tune:
-        from cryptoforecast.tuning import tune as run_tuning
-        for m in tune_models:
-            res = run_tuning(m, folds, n_trials=tune_trials, seed=seed, plots_dir=run_dir/'tuning', study_name=f"cryptoforecast-{coin}-{m}",
-                             artifacts_dir=art, model_kwargs={'epochs': epochs} if (model_entry(m).needs_windows and epochs) else None)
-            params[m] = res.best_params
-            tuning[m] = dict(default_value=res.default_value, best_value=res.best_value, best_params=res.best_params, trials=tune_trials)
-    by_fold, val, test = fit_models(folds, names, seed, params, epochs, progress)
-    weights = None
-    if ensemble:  # stacked on the members already fitted on each fold: nothing is trained twice
-        for f, members in zip(folds, by_fold):
-            ens = model_class(ENSEMBLE).from_fitted(members, f, seed=seed)
-            val = pd.concat([val, ens.predict(f, 'val').assign(fold=f.k)], ignore_index=True)
-            test = pd.concat([test, ens.predict(f, 'test').assign(fold=f.k)], ignore_index=True)
-            members[ENSEMBLE] = ens
-        weights = by_fold[-1][ENSEMBLE].weights_frame(horizon=min(cfg.horizons))
-    fitted = by_fold[-1]
-    metrics = score_predictions(test, by=('model', 'horizon'), dm_alternative='less')
-    val_metrics = score_predictions(val, by=('model', 'horizon'))
-    headline = _headline(metrics, fitted)
-    rel = {int(h): float(v) for h, v in metrics[metrics['model'] == headline].set_index('horizon')['rel_mae'].items()}
-    val_rel = float(val_metrics[val_metrics['model'] == headline]['rel_mae'].mean())
-    # save models: each run keeps its own
-    model_paths = {}
-    for name, m in fitted.items():  # each model names its own files in its folder
-        model_paths[name] = final(m.save(run_dir/'models'/name))
-    test.to_parquet(run_dir/'predictions.parquet')
-    forecast = fitted[headline].predict_frame(frame.iloc[-(cfg.lookback + max(cfg.horizons)):])
-    forecast = forecast[forecast['origin'] == forecast['origin'].max()]
-    forecast.to_parquet(run_dir/'forecast.parquet')
-    # plots
-    from cryptoforecast import plots as plotting
-    histories = {n: m.history for n, m in fitted.items() if m.needs_windows}
-    importance = next((i for i in (m.feature_importance() for m in fitted.values()) if i is not None), None)  # the first that has one
-    attention = next((a for a in (m.attention(folds[-1]) for m in fitted.values()) if a is not None), None)
-    plots = plotting.save_all_plots(plots_dir, histories=histories, predictions=test, metrics=metrics, importance=importance,
-                                    attention=attention, weights=weights)
-    shap_files = []
-    if explain:
-        shap_dir.mkdir()
-        for n, m in fitted.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                try: shap_files += m.explain(folds[-1], shap_dir, seed=seed)
-                except Exception as e: failed = e
-                else: failed = None
-            if failed is not None: warnings.warn(f"{coin}: SHAP for {n} failed: {failed}")
-        if not any(shap_dir.iterdir()): shap_dir.rmdir()
-    from cryptoforecast.tracking import git_commit
-    cov = metrics[['model', 'horizon', 'cov80', 'width80', 'cov95', 'width95']]
-    data = _data_summary(universe[coin], frame, universe)
-    report = dict(coin=coin, run=run, created=pd.Timestamp.now(tz='UTC').isoformat(), seed=seed, code_version=git_commit(),
-                  config={**cfg.as_dict(), 'epochs': epochs, 'ensemble': ensemble, 'tune': tune, 'walk_forward': walk_forward,
-                          'models': list(fitted)},
-                  folds=[dict(k=f.k, train=[str(f.train[0].date()), str(f.train[-1].date())], val=[str(f.val[0].date()), str(f.val[-1].date())],
-                              test=[str(f.test[0].date()), str(f.test[-1].date())], features=len(f.features)) for f in folds],
-                  data=data, evaluation=evaluation_settings(cfg, folds, data, walk_forward),
-                  metrics=json.loads(metrics.to_json(orient='records')),
-                  uncertainty=json.loads(cov.to_json(orient='records')),
-                  headline=dict(model=headline, rel_mae=rel, val_rel_mae=val_rel),
-                  ensemble=ensemble_summary(metrics, fitted.get(ENSEMBLE)),
-                  tuning=tuning, models=model_paths, plots=[final(p) for p in plots], shap=[final(p) for p in shap_files],
-                  forecast=json.loads(forecast.to_json(orient='records', date_format='iso')))
-    if track:
-        report['mlflow'] = track_run(coin, run, report, metrics, fitted, folds[-1], plots_dir, run_dir, cfg, art, headline, val_rel,
-                                     register=register, evaluation=report['evaluation'])
-    return report
+                rel_mae=r.rel_mae, headline=r.headline, seconds=r.report['seconds'], mlflow=r.report.get('mlflow'))
 
 # %% ../nbs/23_train.ipynb #c617f7a0
-def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg, art, headline, val_rel,
-              register: bool = True, evaluation: dict|None = None) -> dict:
-    "Log a training run to MLflow and (unless `register=False`) register its headline model; returns run id, version and champion."
+def track_run(r: TrainRun) -> dict:
+    "Log a training run to MLflow and (unless `r.register` is false) register its headline model; returns run id, version and champion."
     import mlflow
     from cryptoforecast import tracking as tr
-    uri = tr.setup_mlflow(artifacts_dir=art)
-    with mlflow.start_run(run_name=f"{coin}-{run}", tags=tr.process_tags()) as r:
+    coin, run, report, metrics, fitted, fold, cfg = r.coin, r.run, r.report, r.metrics, r.fitted, r.fold, r.cfg
+    headline, val_rel, register, evaluation, run_dir = r.headline, r.val_rel_mae, r.register, report['evaluation'], r.run_dir
+    plots_dir = run_dir/'plots'
+    uri = tr.setup_mlflow(artifacts_dir=r.art)
+    with mlflow.start_run(run_name=f"{coin}-{run}", tags=tr.process_tags()) as active:
         mlflow.set_tags({'coin': coin, 'headline_model': headline})
         tr.log_config({**cfg.as_dict(), **{k: v for k, v in report['config'].items() if k not in cfg.as_dict()}})
         for n, m in fitted.items():
@@ -245,12 +312,12 @@ def track_run(coin, run, report, metrics, fitted, fold, plots_dir, run_dir, cfg,
         tr.log_forecaster(fitted[headline], name='model', metadata={'coin': coin, 'headline_model': headline})
         card = tr.model_card(coin, metrics, model=headline, data_range=(report['data']['first'], report['data']['last']),
                              features=fold.features, seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
-                             code_version=report['code_version'], run_id=r.info.run_id)
-        reg = tr.register_and_promote(r.info.run_id, coin, val_rel, 'model', card=card, evaluation=evaluation) if register else {}
+                             code_version=report['code_version'], run_id=active.info.run_id)
+        reg = tr.register_and_promote(active.info.run_id, coin, val_rel, 'model', card=card, evaluation=evaluation) if register else {}
         write_text(run_dir/'model_card.md', card)
-        write_json(run_dir/'report.json', {**report, 'mlflow': {'run_id': r.info.run_id, **reg}})
+        write_json(run_dir/'report.json', {**report, 'mlflow': {'run_id': active.info.run_id, **reg}})
         tr.log_outputs(plots_dir, run_dir/'report.json')
-    return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=r.info.run_id, registered=bool(register),
+    return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=active.info.run_id, registered=bool(register),
                 **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
 
 # %% ../nbs/23_train.ipynb #f0d7f5ef

@@ -92,3 +92,21 @@ def test_pooled_calibration_shrinks_and_stays_valid(universe):
 def test_backtest_cli_rejects_unknown_calibration(tmp_path):
     r = run_cli('backtest', '--coins', 'BTC', '--calibration', 'global', cwd=tmp_path)
     assert r.returncode == 2 and 'argument --calibration' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+@needs_data
+def test_zero_shot_global_model_never_trains_on_the_left_out_coin(universe):
+    "With train_coins, the left-out coin's rows are zero-shot, and changing its history changes nothing the model learnt."
+    kw = dict(seed=7, progress=False, **FOLDS)
+    train = [c for c in universe if c != 'LTC']
+    base, _ = run_backtest(COINS, ('naive', 'lightgbm_global'), universe=universe, train_coins=train, **kw)
+    g = base[base['model'] == 'lightgbm_global']
+    assert g.loc[g['coin'] == 'LTC', 'zero_shot'].all() and not g.loc[g['coin'] != 'LTC', 'zero_shot'].any()
+    assert not base.loc[base['model'] == 'naive', 'zero_shot'].any()
+    # evaluating LTC or not changes nothing the model learnt: the other coins' forecasts are the same without it
+    alone, _ = run_backtest(['BTC', 'ETH'], ('naive', 'lightgbm_global'), universe=universe, train_coins=train, **kw)
+    key = ['coin', 'model', 'horizon', 'origin', 'fold']
+    trees = lambda p: p[(p['coin'] != 'LTC') & (p['model'] == 'lightgbm_global')].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(trees(base)[key + ['point', 'sigma']], trees(alone)[key + ['point', 'sigma']])
+    # and training on LTC too does change them (the check can fail)
+    seen, _ = run_backtest(['BTC', 'ETH'], ('naive', 'lightgbm_global'), universe=universe, train_coins=train + ['LTC'], **kw)
+    assert not np.allclose(trees(seen)['point'], trees(alone)['point'])

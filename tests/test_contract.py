@@ -24,6 +24,8 @@ TINY = {  # the smallest settings that still train; a model registered later run
     'lightgbm': dict(n_estimators=30), 'lightgbm_stacked': dict(n_estimators=30), 'lightgbm_global': dict(n_estimators=30),
     'lstm': dict(units=(8,), attention_units=4, **DEEP_TINY),
     'transformer': dict(d_model=8, num_heads=1, num_layers=1, ff_dim=16, **DEEP_TINY),
+    'lstm_global': dict(units=(8,), attention_units=4, **DEEP_TINY),
+    'transformer_global': dict(d_model=8, num_heads=1, num_layers=1, ff_dim=16, **DEEP_TINY),
     'ensemble': dict(member_kwargs={'lightgbm': dict(n_estimators=30)}),
 }
 NUMBERS = ['mean', *QUANTILE_COLS]
@@ -87,7 +89,7 @@ def test_class_capabilities_match_the_registry(name):
 def test_registry_imports_no_tensorflow():
     code = ("import sys, cryptoforecast.backtest, cryptoforecast.train, cryptoforecast.tuning, cryptoforecast.data_cli\n"
             "from cryptoforecast.forecaster import model_names, model_entry\n"
-            "assert model_names(needs_windows=True) == ['lstm', 'transformer'] and model_entry('lstm').needs_windows\n"
+            "assert model_names(needs_windows=True, is_global=False) == ['lstm', 'transformer'] and model_entry('lstm').needs_windows\n"
             "bad = [m for m in ('tensorflow', 'keras', 'cryptoforecast.lstm', 'arch', 'statsforecast') if m in sys.modules]\n"
             "assert not bad, bad")
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})
@@ -108,7 +110,7 @@ def test_no_model_names_in_the_harness():
             assert needle not in text, (mod, needle)
 
 
-@pytest.mark.parametrize('name', model_names(needs_windows=True))
+@pytest.mark.parametrize('name', model_names(needs_windows=True, is_global=False))
 def test_deep_headline_served_by_mlflow_pyfunc(name, fold, bare, tmp_path):
     "A Keras forecaster logged as the pyfunc headline loads and predicts on a feature frame (it needs its fold metadata)."
     import mlflow
