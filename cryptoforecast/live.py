@@ -304,7 +304,7 @@ def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tu
     worst = max(scores, key=scores.get)
     return scores[worst], worst
 
-# %% ../nbs/34_live.ipynb #1bf972ba
+# %% ../nbs/34_live.ipynb #77c778f3
 def _alerts(row: dict, th: dict) -> list[str]:
     out = []
     if row['n'] < th['min_n']: return out
@@ -384,7 +384,7 @@ def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window:
           + markdown_table(table))
     return dict(json=write_json(base.with_suffix('.json'), doc), markdown=write_text(base.with_suffix('.md'), md))
 
-# %% ../nbs/34_live.ipynb #0e604941
+# %% ../nbs/34_live.ipynb #5ca4743d
 PROMOTE_ALPHA = 0.05
 
 def shared_errors(store, universe: dict, coin: str, champion: int, challenger: int, as_of=None) -> pd.DataFrame:
@@ -412,7 +412,7 @@ def dm_evidence(errors: pd.DataFrame) -> dict:
     return dict(n=len(errors), origins=len(d), stat=stat, p=p, champion_rel_mae=float(errors['champion'].sum() / rw),
                 challenger_rel_mae=float(errors['challenger'].sum() / rw))
 
-# %% ../nbs/34_live.ipynb #72379505
+# %% ../nbs/34_live.ipynb #3fffd44e
 def record_move(store, coin: str, action: str, from_version, to_version: int, evidence: dict, at=None) -> None:
     "Append one champion move to the store's history (in a transaction)."
     at = (as_of_day(at) or pd.Timestamp.now(tz='UTC')).isoformat()
@@ -481,7 +481,7 @@ def rollback(coin: str, store, client=None, at=None) -> dict:
     _tag_versions(client, coin, [back], {'rollback.restored_from': now})
     return dict(coin=coin, champion=back, was=now, **ev)
 
-# %% ../nbs/34_live.ipynb #d94a93c4
+# %% ../nbs/34_live.ipynb #977273e1
 def register_challenger(run_id: str, coin: str, val_rel_mae: float, evaluation: dict|None = None, card: str|None = None) -> dict:
     "Register run `run_id`'s model for `coin` as `challenger` (and `champion` only when the coin has none yet)."
     import mlflow
@@ -518,7 +518,7 @@ def retrain(coin: str, universe: dict, as_of=None, artifacts_dir=None, models=('
                               card.read_text() if card.exists() else None)
     return dict(r, **reg, data_last=report['data']['last'])
 
-# %% ../nbs/34_live.ipynb #9a79ad27
+# %% ../nbs/34_live.ipynb #aa11cab3
 def _data_last(run_id) -> pd.Timestamp|None:
     last = (version_report(run_id).get('data') or {}).get('last')
     return as_of_day(last) if last else None
@@ -555,7 +555,7 @@ def replay(coin: str, start, days: int, universe: dict, artifacts_dir, aliases=A
                          event=event))
     return pd.DataFrame(rows)
 
-# %% ../nbs/34_live.ipynb #f91c1c5a
+# %% ../nbs/34_live.ipynb #ba18ffd2
 def _common(p) -> None:
     from cryptoforecast.args import existing_dir
     p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', default=None, help="default: artifacts/")
@@ -627,7 +627,7 @@ def forecast_cli(argv: list[str]) -> int:
     print(f"store: {store}")
     return 1 if failed else 0
 
-# %% ../nbs/34_live.ipynb #812ec654
+# %% ../nbs/34_live.ipynb #a8f18166
 def monitor_parser():
     from cryptoforecast.args import ArgParser, coins, positive_int
     p = ArgParser(prog='cryptoforecast monitor', description='Score stored forecasts on realised prices; exit 3 on an alert.')
@@ -653,7 +653,7 @@ def monitor_cli(argv: list[str]) -> int:
     print(f"report: {paths['json']}")
     return 3 if (table['alerts'] != '').any() else 0
 
-# %% ../nbs/34_live.ipynb #552feaea
+# %% ../nbs/34_live.ipynb #77050404
 def registry_parser():
     from cryptoforecast.args import ArgParser, positive_int
     p = ArgParser(prog='cryptoforecast registry', description='Champion moves on realised evidence.')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/33_serve.ipynb #7c692851
 from __future__ import annotations
-import json, os, shutil, sys, tempfile
+import json, os, sys, tempfile, warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,8 @@ from .config import get_config
 from .metrics import QUANTILE_COLS
 
 # %% auto #0
-__all__ = ['PRICE_COLUMNS', 'BadRequest', 'min_rows', 'ohlcv_frames', 'serve_forecast', 'OHLCVPyfunc', 'build_serving_model',
-           'serve_parser', 'serve_cli']
+__all__ = ['PRICE_COLUMNS', 'SERVE_COLUMNS', 'BadRequest', 'min_rows', 'ohlcv_frames', 'serve_forecast', 'OHLCVPyfunc',
+           'serving_signature', 'build_serving_model', 'serve_parser', 'serve_cli']
 
 # %% ../nbs/33_serve.ipynb #b426cfd0
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'volume')
@@ -70,8 +70,7 @@ def serve_forecast(forecaster, rows: pd.DataFrame, coin: str, version=None) -> p
     lacking = [f for f in forecaster.fold_meta_['features'] if f not in frame.columns]
     if lacking: raise BadRequest(f"the model needs BTC's rows too (for {', '.join(lacking[:3])}...): add rows with symbol BTC")
     p = latest_forecast(forecaster, frame)
-    cols = ['coin', 'origin', 'horizon', 'model', 'mean', *QUANTILE_COLS, 'sigma', 'point', 'close_origin', 'price_mean']
-    out = p[cols].copy()
+    out = p[list(SERVE_COLUMNS[:-2])].copy()
     out['origin'] = out['origin'].dt.strftime('%Y-%m-%d')
     return out.assign(model_version=None if version is None else int(version), data_last=str(frames[coin].index[-1].date()))
 
@@ -85,10 +84,20 @@ class OHLCVPyfunc(mlflow.pyfunc.PythonModel):
         self.forecaster = load_forecaster(context.artifacts['forecaster'])
         self.meta = json.loads(Path(context.artifacts['meta']).read_text())
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would try (and fail) to infer a signature
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from mlflow.exceptions import MlflowException
         try: return serve_forecast(self.forecaster, model_input, self.meta['coin'], self.meta.get('version'))
         except (BadRequest, UserError) as e: raise MlflowException.invalid_parameter_value(str(e)) from None
+
+SERVE_COLUMNS = ('coin', 'origin', 'horizon', 'model', 'mean', *QUANTILE_COLS, 'sigma', 'point', 'close_origin', 'price_mean',
+                 'model_version', 'data_last')
+
+def serving_signature():
+    "Outputs: the forecast rows; inputs left open (the model checks the OHLCV rows itself and says what is wrong)."
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types import Schema, ColSpec
+    kind = {'coin': 'string', 'origin': 'string', 'model': 'string', 'data_last': 'string', 'horizon': 'long', 'model_version': 'long'}
+    return ModelSignature(inputs=None, outputs=Schema([ColSpec(kind.get(c, 'double'), c) for c in SERVE_COLUMNS]))
 
 _SERVE_CODE = "from mlflow.models import set_model\nfrom cryptoforecast.serve import OHLCVPyfunc\nset_model(OHLCVPyfunc())\n"
 
@@ -100,7 +109,8 @@ def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
     if (path / 'MLmodel').exists(): return path
     quiet_mlflow()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as d:
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as d, warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='.*input example was not provided')  # inputs are checked by the model
         saved = save_forecaster(forecaster, Path(d) / 'forecaster')
         meta = Path(d) / 'meta.json'
         meta.write_text(json.dumps(dict(coin=coin, version=None if version is None else int(version), run_id=run_id)))
@@ -109,7 +119,7 @@ def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
         mlflow.pyfunc.save_model(str(Path(d) / 'model'), python_model=str(code),
                                  artifacts={'forecaster': str(saved), 'meta': str(meta)},
                                  code_paths=[str(Path(cryptoforecast.__file__).parent)],
-                                 pip_requirements=forecaster_requirements())
+                                 pip_requirements=forecaster_requirements(), signature=serving_signature())
         try: os.rename(Path(d) / 'model', path)
         except OSError:
             if not (path / 'MLmodel').exists(): raise   # another process built it meanwhile: use theirs
