@@ -22,11 +22,11 @@ __all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT
            'store_path', 'open_store', 'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe',
            'feature_frame_as_of', 'alias_spec', 'resolve_version', 'load_version', 'registered_coins',
            'latest_forecast', 'forecast_rows', 'forecast_coin', 'realise', 'random_walk_quantiles', 'coverage_band',
-           'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features', 'feature_drift',
-           'monitor', 'log_monitor_metrics', 'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move',
-           'champion_moves', 'promote', 'rollback', 'register_challenger', 'retrain', 'replay', 'forecast_parser',
-           'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser',
-           'retrain_cli']
+           'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features', 'training_psi',
+           'feature_drift', 'monitor', 'log_monitor_metrics', 'write_monitor_report', 'shared_errors', 'dm_evidence',
+           'record_move', 'champion_moves', 'promote', 'rollback', 'register_challenger', 'retrain', 'replay',
+           'forecast_parser', 'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli',
+           'retrain_parser', 'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
@@ -230,7 +230,7 @@ def random_walk_quantiles(close: pd.Series, origins, h: int, window: int = 365, 
     return out
 
 # %% ../nbs/34_live.ipynb #ce721604
-THRESHOLDS = dict(min_n=20, dm_p_worse=0.05, band=0.95, pit_ks_p=0.01, psi=0.25, top_features=10)
+THRESHOLDS = dict(min_n=20, dm_p_worse=0.05, band=0.95, pit_ks_p=0.01, psi_ratio=1.0, top_features=10)
 
 def coverage_band(expected: float, n: int, level: float = THRESHOLDS['band']) -> tuple[float, float]:
     "The central `level` range of the share of hits among `n` independent intervals that each cover with probability `expected`."
@@ -294,15 +294,25 @@ def top_features(forecaster, k: int = THRESHOLDS['top_features']) -> list[str]:
 
 DRIFT_DAYS = 180  # the recent days whose feature distribution is compared with training's (slow features need many)
 
-def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tuple[float, str|None]:
-    "The largest PSI of the top features, last `days` rows of `frame` against the forecaster's training dates; and that feature."
+def training_psi(values, days: int, step: int = 30) -> float:
+    "The largest PSI of any `days`-long stretch of `values` (starting every `step` days) against all the others."
+    v = np.asarray(values, float)
+    days = min(days, len(v) // 2)
+    if days < 10: return np.nan
+    return max(psi(np.r_[v[:i], v[i + days:]], v[i:i + days]) for i in range(0, len(v) - days + 1, step))
+
+def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tuple[float, float, str|None]:
+    "`(psi, psi_ratio, feature)` of the top feature whose last `days` rows differ most from training, relative to training's own stretches."
     train = frame.loc[frame.index.intersection(pd.DatetimeIndex(forecaster.fold_meta_['train']))]
     recent = frame.iloc[-days:]
-    scores = {f: psi(train[f], recent[f]) for f in top_features(forecaster) if f in frame}
-    scores = {f: v for f, v in scores.items() if np.isfinite(v)}
-    if not scores: return np.nan, None
-    worst = max(scores, key=scores.get)
-    return scores[worst], worst
+    scores = {}
+    for f in top_features(forecaster):
+        if f not in frame: continue
+        value, null = psi(train[f], recent[f]), training_psi(train[f], days)
+        if np.isfinite(value) and np.isfinite(null) and null > 0: scores[f] = (value, value / null)
+    if not scores: return np.nan, np.nan, None
+    worst = max(scores, key=lambda f: scores[f][1])
+    return scores[worst][0], scores[worst][1], worst
 
 # %% ../nbs/34_live.ipynb #77c778f3
 def _alerts(row: dict, th: dict) -> list[str]:
@@ -313,7 +323,7 @@ def _alerts(row: dict, th: dict) -> list[str]:
         lo, hi = row[f'{c}_lo'], row[f'{c}_hi']
         if np.isfinite(lo) and not lo <= row[c] <= hi: out.append(c)
     if row['pit_ks_p'] < th['pit_ks_p']: out.append('calibration')
-    if row['psi'] > th['psi']: out.append('drift')
+    if row['psi_ratio'] > th['psi_ratio']: out.append('drift')
     return out
 
 def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thresholds: dict|None = None,
@@ -344,15 +354,15 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
         fc = load_version(coin, version)
         key = (coin, tuple(fc.horizons))
         if key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
-        row['psi'], row['psi_feature'] = feature_drift(fc, frames[key])
+        row['psi'], row['psi_ratio'], row['psi_feature'] = feature_drift(fc, frames[key])
         row['alerts'] = ','.join(_alerts(row, th))
         rows.append(row)
     cols = ['coin', 'alias', 'horizon', 'version', 'first', 'last', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio',
             'cov80', 'exp_cov80', 'cov80_lo', 'cov80_hi', 'cov95', 'exp_cov95', 'cov95_lo', 'cov95_hi', 'pit_ks_p', 'psi',
-            'psi_feature', 'alerts']
+            'psi_ratio', 'psi_feature', 'alerts']
     return pd.DataFrame(rows, columns=cols)
 
-MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi')
+MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi', 'psi_ratio')
 
 def log_monitor_metrics(table: pd.DataFrame, as_of=None, client=None) -> int:
     "Log the monitor's scores to each version's training run as `live.<alias>.h<h>.<metric>`, step = the day's number; returns how many."
@@ -648,7 +658,7 @@ def monitor_cli(argv: list[str]) -> int:
     paths = write_monitor_report(table, art, a.as_of, a.window)
     if a.mlflow: log_monitor_metrics(table, a.as_of)
     show = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80',
-            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi', 'alerts']
+            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'alerts']
     print(table[show].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"report: {paths['json']}")
     return 3 if (table['alerts'] != '').any() else 0
