@@ -338,7 +338,7 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
     if day is not None: f = f[f['origin'] <= day]
     r = realise(f, universe, day)
     r = r[r['actual'].notna()]
-    cut, rows, frames = cut_universe(universe, day), [], {}
+    cut, rows, frames, drift = cut_universe(universe, day), [], {}, {}
     for (coin, alias, h), g in r.groupby(['coin', 'alias', 'horizon']):
         if coin not in cut: continue
         g = g.sort_values(['origin', 'model_version']).drop_duplicates('origin', keep='last').iloc[-window:]
@@ -354,7 +354,8 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
         fc = load_version(coin, version)
         key = (coin, tuple(fc.horizons))
         if key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
-        row['psi'], row['psi_ratio'], row['psi_feature'] = feature_drift(fc, frames[key])
+        if (coin, version) not in drift: drift[(coin, version)] = feature_drift(fc, frames[key])  # once per version, not per horizon
+        row['psi'], row['psi_ratio'], row['psi_feature'] = drift[(coin, version)]
         row['alerts'] = ','.join(_alerts(row, th))
         rows.append(row)
     cols = ['coin', 'alias', 'horizon', 'version', 'first', 'last', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio',
