@@ -22,6 +22,11 @@ COMMANDS = {
     'dashboard': ('cryptoforecast.dashboard', 'dashboard_cli', 'serve the Voila forecast dashboard'),
     'analyze':   ('cryptoforecast.analysis', 'analyze_cli', 'market analysis: risk, drawdowns, PCA, clusters'),
     'strategy':  ('cryptoforecast.decisions', 'strategy_cli', 'trading strategies and portfolios from forecasts, after costs'),
+    'serve':     ('cryptoforecast.serve', 'serve_cli', "serve a coin's registered model over HTTP (MLflow scoring)"),
+    'forecast':  ('cryptoforecast.live', 'forecast_cli', 'forecast with the registered models, append to the forecast store'),
+    'monitor':   ('cryptoforecast.live', 'monitor_cli', 'score stored forecasts on realised prices; exit 3 on an alert'),
+    'registry':  ('cryptoforecast.live', 'registry_cli', 'promote a challenger on realised evidence, roll back, history'),
+    'retrain':   ('cryptoforecast.live', 'retrain_cli', 'retrain and register as challenger (never moves the champion)'),
 }
 
 def _usage() -> str:
