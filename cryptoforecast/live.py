@@ -504,9 +504,9 @@ def register_challenger(run_id: str, coin: str, val_rel_mae: float, evaluation: 
         client.create_registered_model(name, description=f"Multi-horizon forecaster of {coin.upper()} (1/7/30-day log returns)")
     try: champion = int(client.get_model_version_by_alias(name, 'champion').version)
     except mlflow.exceptions.MlflowException: champion = None
-    mv = client.create_model_version(name, tr._logged_model_uri(run_id, 'model'), run_id=run_id,
+    mv = client.create_model_version(name, tr.logged_model_uri(run_id, 'model'), run_id=run_id,
                                      tags={tr.VAL_METRIC: str(val_rel_mae), 'coin': coin.upper(),
-                                           **tr._evaluation_tags(evaluation)})
+                                           **tr.evaluation_tags(evaluation)})
     version = int(mv.version)
     client.set_registered_model_alias(name, 'challenger', str(version))
     decision = 'first version: champion' if champion is None else 'challenger in shadow; promoted only on realised evidence'

@@ -29,8 +29,8 @@ __all__ = ['TRACKING_ENV', 'REGISTRY_ENV', 'EXPERIMENT', 'TAG_PID', 'TAG_HOST', 
            'log_config', 'history_metrics', 'log_history', 'table_metrics', 'log_metrics_table', 'log_outputs',
            'pinned', 'log_lightgbm', 'log_keras', 'as_feature_frame', 'save_forecaster', 'load_forecaster',
            'ForecasterPyfunc', 'predictions_signature', 'forecaster_requirements', 'log_forecaster', 'registered_name',
-           'promotion_decision', 'register_and_promote', 'file_sha256', 'git_commit', 'markdown_table',
-           'interval_coverage', 'model_card']
+           'logged_model_uri', 'evaluation_tags', 'promotion_decision', 'register_and_promote', 'file_sha256',
+           'git_commit', 'markdown_table', 'interval_coverage', 'model_card']
 
 # %% ../nbs/21_tracking.ipynb #fb0f537c
 TRACKING_ENV = 'MLFLOW_TRACKING_URI'
@@ -439,7 +439,7 @@ def registered_name(coin: str) -> str:
     if not re.fullmatch(r'[A-Za-z0-9]+', str(coin)): raise ValueError(f"coin symbol {coin!r} must be letters and digits")
     return f"cryptoforecast-{coin.upper()}"
 
-def _logged_model_uri(run_id: str, artifact_path: str) -> str:
+def logged_model_uri(run_id: str, artifact_path: str) -> str:
     "The URI of the model `artifact_path` logged in run `run_id`."
     run = MlflowClient().get_run(run_id)
     found = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format='list',
@@ -455,13 +455,13 @@ def _version_score(client: MlflowClient, mv) -> float:
     t = (mv.tags or {}).get(VAL_METRIC)
     return float(t) if _finite(t) else math.inf
 
-def _evaluation_tags(evaluation: dict|None) -> dict[str, str]:
+def evaluation_tags(evaluation: dict|None) -> dict[str, str]:
     return {f"eval.{k}": str(v)[:_MAX_PARAM] for k, v in sorted((evaluation or {}).items())}
 
 def promotion_decision(score: float, evaluation: dict|None, champion_score: float, champion_tags: dict,
                        margin: float = PROMOTION_MARGIN) -> tuple[bool, str]:
     "`(promote?, reason)` for a challenger with `score` and `evaluation` settings against a champion's score and tags."
-    mine = _evaluation_tags(evaluation)
+    mine = evaluation_tags(evaluation)
     theirs = {k: v for k, v in (champion_tags or {}).items() if k.startswith('eval.')}
     if mine and not theirs: return False, 'the champion records no evaluation settings: not comparable (move the alias by hand)'
     differ = sorted(k[len('eval.'):] for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -483,8 +483,8 @@ def register_and_promote(run_id: str, coin: str, val_rel_mae: float, artifact_pa
         client.create_registered_model(name, description=f"Multi-horizon forecaster of {coin.upper()} (1/7/30-day log returns)")
     try: champion = client.get_model_version_by_alias(name, 'champion')
     except mlflow.exceptions.MlflowException: champion = None
-    mv = client.create_model_version(name, _logged_model_uri(run_id, artifact_path), run_id=run_id,
-                                     tags={VAL_METRIC: str(score), 'coin': coin.upper(), **_evaluation_tags(evaluation)})
+    mv = client.create_model_version(name, logged_model_uri(run_id, artifact_path), run_id=run_id,
+                                     tags={VAL_METRIC: str(score), 'coin': coin.upper(), **evaluation_tags(evaluation)})
     version = int(mv.version)
     client.set_registered_model_alias(name, 'challenger', str(version))
     if champion is None: promoted, reason, evidence = True, 'first version of the model', {}
