@@ -56,6 +56,7 @@ class ResidualQuantiles:
     z: np.ndarray
     n_eff: float
     prior_weight: float = 100.0
+    _table: tuple|None = field(default=None, init=False, repr=False, compare=False)   # the function on a fine grid
 
     @classmethod
     def fit(cls, z, h: int = 1, prior_weight: float = 100.0) -> ResidualQuantiles:
@@ -65,7 +66,14 @@ class ResidualQuantiles:
         return cls(z, len(z) / max(int(h), 1), float(prior_weight))
 
     def ppf(self, tau) -> np.ndarray:
-        "The quantiles at levels `tau` (any shape; clipped to [0.0001, 0.9999])."
+        "The quantiles at levels `tau` (any shape; clipped to [0.0001, 0.9999]), interpolated on a grid of 4001 levels."
+        if self._table is None:
+            grid = np.linspace(1e-4, 1 - 1e-4, 4001)
+            self._table = (grid, self.exact_ppf(grid))
+        return np.interp(np.asarray(tau, float), *self._table)
+
+    def exact_ppf(self, tau) -> np.ndarray:
+        "The quantiles at levels `tau`, computed from the sample (slow in the online loop: `ppf` tabulates it)."
         tau = np.clip(np.asarray(tau, float), 1e-4, 1 - 1e-4)
         if len(self.z) < 5: return unit_t_ppf(tau)
         emp = np.quantile(self.z, tau)
@@ -90,12 +98,13 @@ def adaptive_quantiles(mean, sigma, y, origins, h: int, rq: ResidualQuantiles, l
     levels = np.asarray(levels, float)
     n, K = len(origins), len(levels)
     q, taus, acc = np.empty((n, K)), np.empty((n, K)), np.zeros(K)
-    known_at = origins + pd.Timedelta(days=int(h))
-    after = None if adapt_after is None else pd.Timestamp(adapt_after)
+    t = origins.asi8                                  # plain integers: the loop below runs per origin
+    known_at = (origins + pd.Timedelta(days=int(h))).asi8
+    after = None if adapt_after is None else pd.Timestamp(adapt_after).value
     j = 0
     for i in range(n):
-        while j < i and known_at[j] <= origins[i]:   # outcomes realised by origin i
-            if np.isfinite(y[j]) and np.isfinite(q[j]).all() and (after is None or origins[j] > after):
+        while j < i and known_at[j] <= t[i]:         # outcomes realised by origin i
+            if np.isfinite(y[j]) and np.isfinite(q[j]).all() and (after is None or t[j] > after):
                 acc += levels - (y[j] < q[j])
             j += 1
         taus[i] = increasing_levels(levels + gamma / max(int(h), 1) * acc)
@@ -169,8 +178,10 @@ def calibrate_pooled(preds: pd.DataFrame, models, shrink: bool = True, **kwargs)
     "The test rows of `preds`, those of `models` with means and quantiles re-calibrated on validation rows pooled across coins."
     need = [c for c in ('part', 'point', 'sigma', 'fold') if c not in preds]
     if need: raise ValueError(f"calibrate_pooled: the predictions lack column(s) {need}")
-    val, test = preds[preds['part'] == 'val'], preds[preds['part'] == 'test'].copy()
+    val, test = preds[preds['part'] == 'val'], preds[preds['part'] == 'test'].reset_index(drop=True)
     qcols = [quantile_col(q) for q in QUANTILES]
+    mean_out, q_out = test['mean'].to_numpy(float).copy(), test[qcols].to_numpy(float).copy()
+    shrink_out = np.full(len(test), np.nan)
     todo = test[test['model'].isin(list(models))]
     starts = todo.groupby(['coin', 'fold'])['origin'].transform('min')
     for start in sorted(starts.unique()):
@@ -180,9 +191,9 @@ def calibrate_pooled(preds: pd.DataFrame, models, shrink: bool = True, **kwargs)
             cal = HorizonCalibration.fit(v['point'], v['sigma'], v['actual'], int(h), v['origin'], shrink=shrink, **kwargs)
             for _, g in rows.groupby('coin'):
                 g = g.sort_values('origin')
-                mean, q = cal.apply(g['point'], g['sigma'], g['actual'].to_numpy(float), g['origin'])
-                test.loc[g.index, 'mean'] = mean
-                test.loc[g.index, qcols] = q
-                test.loc[g.index, 'shrink'] = cal.shrink
+                at = g.index.to_numpy()
+                mean_out[at], q_out[at] = cal.apply(g['point'], g['sigma'], g['actual'].to_numpy(float), g['origin'])
+                shrink_out[at] = cal.shrink
+    test['mean'], test[qcols], test['shrink'] = mean_out, q_out, shrink_out
     if 'close_origin' in test: test['price_mean'] = test['close_origin'] * np.exp(test['mean'])
     return test.drop(columns='part')
