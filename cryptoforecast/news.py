@@ -242,10 +242,12 @@ def headlines(coin: str|None = None, feeds: dict|None = None, cache_dir=None, li
     try:
         feeds = configured_feeds() if feeds is None else feeds
         if not feeds: return News([], 'No news feeds configured.')
+        from concurrent.futures import ThreadPoolExecutor
         fetch = lambda url: fetch_feed(url, timeout=timeout, retries=retries)
+        one = lambda name_url: cached_feed(*name_url, cache_dir, max_age=max_age, now=now, fetch=fetch)
+        with ThreadPoolExecutor(min(8, len(feeds))) as pool: answers = list(pool.map(one, feeds.items()))   # in the feeds' order
         items, notes = [], []
-        for name, url in feeds.items():
-            got, note = cached_feed(name, url, cache_dir, max_age=max_age, now=now, fetch=fetch)
+        for got, note in answers:
             items += got
             if note: notes.append(note)
         seen, unique = set(), []

@@ -94,3 +94,10 @@ def test_the_feeds_from_the_environment(server, tmp_path):
     r = subprocess.run([sys.executable, '-c', code, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "None ['Solana validators upgrade']", r.stdout
+
+def test_the_feeds_are_fetched_side_by_side(server, tmp_path):
+    server.routes['/slow'] = (200, N.sample_rss(ITEMS), 0.8)
+    server.routes['/slow2'] = (200, N.sample_atom(ATOM), 0.8)
+    t0 = time.monotonic()
+    got = N.headlines(None, {'S': server.url('/slow'), 'T': server.url('/slow2')}, tmp_path, timeout=3)
+    assert time.monotonic() - t0 < 1.5 and len(got.items) == 5 and got.notice is None   # one wait of 0.8 s, not two
