@@ -129,10 +129,11 @@ def about(item: dict, coin: str) -> bool:
 
 # %% ../nbs/35_news.ipynb #a3a6016c
 def _offline(e: Exception) -> bool:
-    "Whether a requests error says the host name cannot be resolved (no network or no DNS)."
+    "Whether a requests error says the host name cannot be resolved or no network is up (offline)."
     text = str(e)
-    return 'NameResolutionError' in text or 'Name or service not known' in text or 'nodename nor servname' in text \
-        or 'Temporary failure in name resolution' in text
+    signs = ('NameResolutionError', 'Name or service not known', 'nodename nor servname', 'Temporary failure in name resolution',
+             'Network is unreachable')
+    return any(s in text for s in signs)
 
 def fetch_feed(url: str, timeout: float = 3, retries: int = 2, backoff: float = 0.5, session=None, sleep=time.sleep) -> bytes:
     "The body of `url`, retrying transient failures; `NewsError` with one line saying why not."
@@ -234,7 +235,7 @@ class News:
     "Headlines for the page, newest first, and a one-line notice when some or all feeds could not be read (None when all were)."
     items: list = field(default_factory=list)
     notice: str|None = None
-    offline: bool = False
+    offline: bool = False   # no feed could be read (offline, or every feed failed): the notice is all there is
 
 def headlines(coin: str|None = None, feeds: dict|None = None, cache_dir=None, limit: int = 10, max_age: float = 15,
               timeout: float = 3, retries: int = 2, now: float|None = None) -> News:
