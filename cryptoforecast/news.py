@@ -286,7 +286,9 @@ def news_html(news: News, coin: str|None = None, now=None) -> str:
     for i in news.items:
         title = esc(i['title'])
         link = i.get('link') or ''
-        if re.match(r'https?://', link): title = f"<a href='{esc(link, quote=True)}' target='_blank' rel='noopener noreferrer'>{title}</a>"
+        if re.match(r'https?://', link):
+            hover = esc(i.get('summary') or '', quote=True)
+            title = f"<a href='{esc(link, quote=True)}' title='{hover}' target='_blank' rel='noopener noreferrer'>{title}</a>"
         meta = ', '.join(filter(None, [esc(i.get('source') or ''), _age(i.get('published'), now)]))
         rows.append(f"<li>{title} <span class='cf-note'>{meta}</span></li>")
     if rows: parts.append("<ul class='cf-news-list'>" + ''.join(rows) + '</ul>')
