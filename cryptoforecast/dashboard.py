@@ -19,14 +19,15 @@ from .metrics import QUANTILES, quantile_col, central_intervals, frame_quantiles
 
 # %% auto #0
 __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
-           'LIVE_COLS', 'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs', 'coins_with_runs', 'Run',
-           'one_line', 'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir', 'price_history', 'history_note',
-           'current_regime', 'forecast_age', 'return_cdf', 'return_quantile', 'prob_above', 'alert_table',
-           'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation', 'portfolio_value', 'skill_table',
-           'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure',
-           'model_figure', 'bar_figure', 'latest_price', 'LiveTrack', 'live_summary', 'latest_monitor', 'live_track',
-           'live_figure', 'eviction_order', 'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path',
-           'die_with_parent', 'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
+           'LIVE_COLS', 'OUTCOME_COLS', 'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs',
+           'coins_with_runs', 'Run', 'one_line', 'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir',
+           'price_history', 'history_note', 'current_regime', 'forecast_age', 'return_cdf', 'return_quantile',
+           'prob_above', 'alert_table', 'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation',
+           'portfolio_value', 'skill_table', 'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table',
+           'calibration_figure', 'price_figure', 'model_figure', 'bar_figure', 'latest_price', 'LiveTrack',
+           'live_summary', 'latest_monitor', 'live_track', 'live_figure', 'recent_outcomes', 'eviction_order',
+           'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent', 'run_voila',
+           'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -566,6 +567,23 @@ def live_figure(track: LiveTrack, horizon: int, height: int = 380):
     fig.update_layout(title=f"{track.coin}: live {horizon}-day forecasts from the store against the realised price",
                       height=height, margin=dict(l=40, r=20, t=70, b=30), yaxis_title='price')
     return fig
+
+# %% ../nbs/32_dashboard.ipynb #692b0a4e
+OUTCOME_COLS = ['alias', 'version', 'origin', 'target', 'forecast', 'low80', 'high80', 'realised', 'inside80']
+
+def recent_outcomes(track: LiveTrack, horizon: int, n: int = 5) -> pd.DataFrame:
+    "Per alias, the last `n` realised forecasts at `horizon`: median and 80% band of the price, the realised price, inside or not."
+    f = track.forecasts
+    if f.empty: return pd.DataFrame(columns=OUTCOME_COLS)
+    done = f[(f['horizon'] == horizon) & f['actual'].notna()].sort_values('origin')
+    rows = []
+    for alias in ('champion', 'challenger'):
+        for _, r in done[done['alias'] == alias].tail(n).iloc[::-1].iterrows():
+            rows.append(dict(alias=alias, version=int(r['model_version']), origin=f"{r['origin']:%Y-%m-%d}",
+                             target=f"{r['target_date']:%Y-%m-%d}", forecast=r['price_q0.5'], low80=r['price_q0.1'],
+                             high80=r['price_q0.9'], realised=r['price_actual'],
+                             inside80=bool(r['price_q0.1'] <= r['price_actual'] <= r['price_q0.9'])))
+    return pd.DataFrame(rows, columns=OUTCOME_COLS)
 
 # %% ../nbs/32_dashboard.ipynb #9956fcb4
 def eviction_order(kernels: list[dict]) -> list[str]:
