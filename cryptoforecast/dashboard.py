@@ -19,14 +19,15 @@ from .metrics import QUANTILES, quantile_col, central_intervals, frame_quantiles
 
 # %% auto #0
 __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
-           'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs', 'coins_with_runs', 'Run', 'one_line',
-           'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir', 'price_history', 'history_note',
-           'current_regime', 'forecast_age', 'return_cdf', 'return_quantile', 'prob_above', 'alert_table',
-           'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation', 'portfolio_value', 'skill_table',
-           'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure',
-           'model_figure', 'bar_figure', 'latest_price', 'eviction_order', 'capped_kernel_manager',
-           'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent', 'run_voila', 'voila_command', 'check_port',
-           'Stop', 'stop_tree', 'serve', 'dashboard_cli']
+           'LIVE_COLS', 'OUTCOME_COLS', 'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs',
+           'coins_with_runs', 'Run', 'one_line', 'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir',
+           'price_history', 'history_note', 'current_regime', 'forecast_age', 'return_cdf', 'return_quantile',
+           'prob_above', 'alert_table', 'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation',
+           'portfolio_value', 'skill_table', 'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table',
+           'calibration_figure', 'price_figure', 'model_figure', 'bar_figure', 'latest_price', 'LiveTrack',
+           'live_summary', 'latest_monitor', 'live_track', 'live_figure', 'recent_outcomes', 'eviction_order',
+           'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent', 'run_voila',
+           'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -443,6 +444,146 @@ def latest_price(coin: str, timeout: float = 2, client=None) -> tuple[float|None
         return float(r[cg]['usd']), 'CoinGecko USD'
     except (SourceError, KeyError, TypeError, ValueError) as e:
         return None, '; '.join(why + [f"CoinGecko: {e}"])
+
+# %% ../nbs/32_dashboard.ipynb #68d1b2c1
+@dataclass
+class LiveTrack:
+    "A coin's stored live forecasts with their outcomes, a summary per alias and horizon, and notes on what is missing."
+    coin: str
+    forecasts: pd.DataFrame   # the stored forecasts with target_date, actual (NaN until known), price_* columns
+    table: pd.DataFrame       # alias, horizon, version, model, stored, realised, cov80, rel_mae, last_origin
+    close: pd.Series|None = None
+    age: str|None = None      # how old the latest stored forecast is
+    stale: str|None = None    # a warning when no forecast was stored lately
+    monitor: str|None = None  # the newest monitor report's status for the coin
+    monitor_alerts: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+LIVE_COLS = ['alias', 'horizon', 'version', 'model', 'stored', 'realised', 'cov80', 'rel_mae', 'last_origin']
+
+def live_summary(realised: pd.DataFrame) -> pd.DataFrame:
+    "Per alias and horizon of realised forecasts: latest version and model, counts, 80% coverage and MAE relative to the random walk."
+    rows = []
+    for (alias, h), g in realised.groupby(['alias', 'horizon'], sort=False):
+        done = g[g['actual'].notna()]
+        y, m = done['actual'].to_numpy(float), done['mean'].to_numpy(float)
+        inside = (done['q0.1'] <= done['actual']) & (done['actual'] <= done['q0.9'])
+        rows.append(dict(alias=alias, horizon=int(h), version=int(g['model_version'].iloc[-1]), model=g['model'].iloc[-1],
+                         stored=len(g), realised=len(done), cov80=float(inside.mean()) if len(done) else np.nan,
+                         rel_mae=float(np.mean(np.abs(y - m)) / np.mean(np.abs(y))) if len(done) and np.any(y) else np.nan,
+                         last_origin=f"{g['origin'].max():%Y-%m-%d}"))
+    order = {a: i for i, a in enumerate(('champion', 'challenger'))}
+    out = pd.DataFrame(rows, columns=LIVE_COLS)
+    return out.sort_values(['alias', 'horizon'], key=lambda s: s.map(order).fillna(9) if s.name == 'alias' else s,
+                           ignore_index=True)
+
+# %% ../nbs/32_dashboard.ipynb #228ba93a
+def latest_monitor(coin: str, artifacts_dir) -> tuple[str|None, list[str], list[str]]:
+    "`(status, alerts, notes)` of `coin` in the newest readable `monitor/<day>.json`; status None when there is no report."
+    files = sorted(Path(artifacts_dir).glob('monitor/*.json'), reverse=True)
+    notes = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text())
+            rows = [r for r in doc['rows'] if r.get('coin') == coin]
+            day = str(doc.get('as_of') or f.stem)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            notes.append(f"The monitor report {f.name} cannot be read ({one_line(e)}).")
+            continue
+        if not rows: return f"Monitor {day}: no realised forecasts of {coin} scored yet.", [], notes
+        alerts = [f"{r.get('alias')} v{r.get('version')} {r.get('horizon')}d: {r['alerts']}" for r in rows if r.get('alerts')]
+        scored = f"{len(rows)} alias × horizon group{'s' if len(rows) != 1 else ''}"
+        status = (f"Monitor {day}: {len(alerts)} alert{'s' if len(alerts) != 1 else ''} for {coin} ({'; '.join(alerts)})"
+                  if alerts else f"Monitor {day}: no alerts for {coin} ({scored} scored).")
+        return status, alerts, notes
+    return None, [], notes or ["No monitor report yet (`cryptoforecast monitor` writes artifacts/monitor/<day>.json)."]
+
+def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, data_dir=None, now=None) -> LiveTrack:
+    "The live track record of `coin` from the forecast store of `artifacts_dir`, realised on `ohlcv` (else the coin in `data_dir`)."
+    from cryptoforecast import live
+    coin, art = coin.upper(), find_artifacts_dir(artifacts_dir)
+    today = _utc_day(pd.Timestamp.now(tz='UTC') if now is None else now)
+    empty = pd.DataFrame(columns=LIVE_COLS)
+    status, alerts, mnotes = latest_monitor(coin, art)
+    store = live.store_path(art)
+    if not store.exists():
+        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts, notes=[
+            f"No forecasts stored yet: {store} does not exist (`cryptoforecast forecast --crypto {coin}` stores them daily).", *mnotes])
+    try: f = live.read_forecasts(store, coin)
+    except Exception as e:
+        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts,
+                         notes=[f"The forecast store {store} cannot be read ({one_line(e)}).", *mnotes])
+    if f.empty:
+        return LiveTrack(coin, f, empty, monitor=status, monitor_alerts=alerts, notes=[
+            f"No forecasts of {coin} stored yet in {store} (`cryptoforecast forecast --crypto {coin}` stores them daily).", *mnotes])
+    notes = []
+    f = f.sort_values(['alias', 'origin', 'horizon', 'model_version']).drop_duplicates(['alias', 'origin', 'horizon'], keep='last')
+    if ohlcv is None and data_dir is not None:
+        from cryptoforecast.data import load_coin
+        try: ohlcv = load_coin(coin, data_dir)
+        except Exception as e: notes.append(f"No price history of {coin} in {data_dir} ({one_line(e)}): outcomes not known.")
+    elif ohlcv is None: notes.append(f"No price history of {coin}: the outcomes of its stored forecasts are not known here.")
+    r = live.realise(f, {coin: ohlcv} if ohlcv is not None else {})
+    for k in ('mean', *QUANTILE_COLS, 'actual'):
+        r[f"price_{k}"] = r['close_origin'] * np.exp(r[k])
+    r = r.reset_index(drop=True)
+    last = r.loc[r['origin'].idxmax()]
+    made = pd.to_datetime(r['created_at'], utc=True, errors='coerce').max()
+    made_text = f", stored {made:%Y-%m-%d %H:%M} UTC" if pd.notna(made) else ''
+    days = (today - _utc_day(last['origin'])).days
+    age = f"Latest stored forecast: from the close of {last['origin']:%Y-%m-%d} ({_ago(days)}){made_text}."
+    stale = (f"No forecast of {coin} stored for {_days(days - 1)} after {last['origin']:%Y-%m-%d}: is the daily "
+             f"`cryptoforecast forecast` running?") if days > 2 else None
+    close = ohlcv['close'] if ohlcv is not None else None
+    return LiveTrack(coin, r, live_summary(r), close, age, stale, status, alerts, notes + mnotes)
+
+# %% ../nbs/32_dashboard.ipynb #850e02f0
+def live_figure(track: LiveTrack, horizon: int, height: int = 380):
+    "Realised price against the stored forecasts' median and 80% band at `horizon`, the champion and the challenger side by side."
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    aliases = ('champion', 'challenger')
+    f = track.forecasts
+    f = f[f['horizon'] == horizon] if len(f) else f
+    titles = []
+    for a in aliases:
+        g = f[f['alias'] == a] if len(f) else f
+        titles.append(f"{a} v{int(g['model_version'].iloc[-1])}" if len(g) else f"{a}: none stored")
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=titles, horizontal_spacing=0.04)
+    for col, a in enumerate(aliases, start=1):
+        g = f[f['alias'] == a].sort_values('target_date') if len(f) else f
+        if not len(g): continue
+        first = col == 1
+        fig.add_scatter(x=g['target_date'], y=g['price_q0.9'], mode='lines', line=dict(width=0), showlegend=False,
+                        hoverinfo='skip', row=1, col=col)
+        fig.add_scatter(x=g['target_date'], y=g['price_q0.1'], mode='lines', line=dict(width=0), fill='tonexty',
+                        fillcolor='rgba(31,119,180,0.25)', name='80% interval', showlegend=first, row=1, col=col)
+        fig.add_scatter(x=g['target_date'], y=g['price_q0.5'], mode='lines+markers', marker=dict(size=4),
+                        line=dict(color='rgb(31,119,180)'), name='forecast median', showlegend=first, row=1, col=col)
+        if track.close is not None:
+            c = track.close.loc[g['origin'].min():g['target_date'].max()]
+            fig.add_scatter(x=c.index, y=c.to_numpy(), mode='lines', line=dict(color='black', width=2), name='realised price',
+                            showlegend=first, row=1, col=col)
+    fig.update_layout(title=f"{track.coin}: live {horizon}-day forecasts from the store against the realised price",
+                      height=height, margin=dict(l=40, r=20, t=70, b=30), yaxis_title='price')
+    return fig
+
+# %% ../nbs/32_dashboard.ipynb #692b0a4e
+OUTCOME_COLS = ['alias', 'version', 'origin', 'target', 'forecast', 'low80', 'high80', 'realised', 'inside80']
+
+def recent_outcomes(track: LiveTrack, horizon: int, n: int = 5) -> pd.DataFrame:
+    "Per alias, the last `n` realised forecasts at `horizon`: median and 80% band of the price, the realised price, inside or not."
+    f = track.forecasts
+    if f.empty: return pd.DataFrame(columns=OUTCOME_COLS)
+    done = f[(f['horizon'] == horizon) & f['actual'].notna()].sort_values('origin')
+    rows = []
+    for alias in ('champion', 'challenger'):
+        for _, r in done[done['alias'] == alias].tail(n).iloc[::-1].iterrows():
+            rows.append(dict(alias=alias, version=int(r['model_version']), origin=f"{r['origin']:%Y-%m-%d}",
+                             target=f"{r['target_date']:%Y-%m-%d}", forecast=r['price_q0.5'], low80=r['price_q0.1'],
+                             high80=r['price_q0.9'], realised=r['price_actual'],
+                             inside80=bool(r['price_q0.1'] <= r['price_actual'] <= r['price_q0.9'])))
+    return pd.DataFrame(rows, columns=OUTCOME_COLS)
 
 # %% ../nbs/32_dashboard.ipynb #9956fcb4
 def eviction_order(kernels: list[dict]) -> list[str]:

@@ -118,6 +118,12 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
             live = page.inner_text('.cf-live')
             assert 'Offline' in live or 'Live BTC' in live, live
             assert page.locator('.js-plotly-plot').count() >= 3
+            # the live track record: its note before any forecast is stored, else its table; the news: offline, its notice
+            page.wait_for_function("() => ['.cf-live-track', '.cf-news'].every(s => document.querySelector(s)?.innerText.trim())")
+            track = page.inner_text('.cf-live-track')
+            assert 'No forecasts stored yet' in track or page.locator('.cf-live-table').count() == 1, track
+            news = page.inner_text('.cf-news')
+            assert news.startswith('Offline: no news (CoinDesk: cannot reach') or page.locator('.cf-news-list li').count() > 0, news
             # switch the horizon: the chart title and the skill table follow
             page.click('.cf-horizon button:has-text("30 days")')
             wait_text(page, '.cf-skill', 'Skill at 30 day')
