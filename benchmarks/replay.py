@@ -1,12 +1,14 @@
 """The production loop replayed over a past period of real data, with the clock set to each day.
 
 Run: CRYPTOFORECAST_DATA_DIR=../shared/data/raw .venv/bin/python benchmarks/replay.py [--coin BTC] [--start 2025-10-01]
-     [--days 120] [--retrain-every 30] [--out benchmarks/out/replay]
+     [--days 120] [--retrain-every 30] [--out benchmarks/out/replay] [--plant-vol-after N --vol-factor 3]
 Trains a small model (naive, drift, LightGBM) on the data known on the day before --start into a fresh artifacts folder
 (its own MLflow store), then day by day: forecast with champion and challenger into the forecast store, realise,
 monitor, and every --retrain-every days retrain as challenger and try a promotion (one-sided DM on shared realised
 forecasts). Prints the daily log (forecasts stored, realised forecasts, alerts, champion moves), the last monitor
-table and the seconds per simulated day. Nothing after a simulated day is read on that day.
+table and the seconds per simulated day. Nothing after a simulated day is read on that day. With `--plant-vol-after N`
+the coin's daily log returns from the N-th replayed day on are multiplied by `--vol-factor` (prices rebuilt from them,
+high and low scaled around the close): a planted volatility drift, and the first day the monitor flags it is printed.
 """
 import argparse, os, time, warnings
 
@@ -24,6 +26,8 @@ def main():
     ap.add_argument('--days', type=int, default=120)
     ap.add_argument('--retrain-every', type=int, default=30)
     ap.add_argument('--out', default='benchmarks/out/replay')
+    ap.add_argument('--plant-vol-after', type=int, default=None, help='multiply the returns from this replayed day on')
+    ap.add_argument('--vol-factor', type=float, default=3.0)
     a = ap.parse_args()
     for k in ('MLFLOW_TRACKING_URI', 'MLFLOW_REGISTRY_URI'): os.environ.pop(k, None)
     art = os.path.abspath(os.path.join(a.out, pd.Timestamp.now(tz='UTC').strftime('%Y%m%d-%H%M%S')))
@@ -32,6 +36,11 @@ def main():
         warnings.simplefilter('ignore')
         universe = load_universe()
     first = live.as_of_day(a.start)
+    planted = None
+    if a.plant_vol_after is not None:
+        planted = first + pd.Timedelta(days=a.plant_vol_after)
+        universe[a.coin] = plant_volatility(universe[a.coin], planted, a.vol_factor)
+        print(f"planted: {a.coin}'s daily returns x {a.vol_factor:g} from {planted.date()} on")
     t0 = time.time()
     r = live.retrain(a.coin, universe, first - pd.Timedelta(days=1), art)
     print(f"initial model v{r['version']} trained on data up to {r['data_last']} in {time.time() - t0:.0f} s")
@@ -45,7 +54,28 @@ def main():
         cols = ['alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95',
                 'pit_ks_p', 'psi', 'alerts']
         print(f"\nmonitor as of {last.date()}:\n" + table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    flagged = log[(log['alerts'] != '') & (log['day'] >= (planted if planted is not None else first))]
+    if planted is not None:
+        when = f"first flagged on {flagged['day'].iloc[0].date()}, {(flagged['day'].iloc[0] - planted).days} days after" \
+            if len(flagged) else 'never flagged'
+        print(f"\nplanted drift from {planted.date()}: {when}")
+    print(f"days with an alert: {int((log['alerts'] != '').sum())} of {len(log)}")
     print(f"\n{per_day:.2f} s per simulated day (retraining included); artifacts in {art}")
+
+def plant_volatility(ohlcv: pd.DataFrame, start, factor: float) -> pd.DataFrame:
+    "A copy of `ohlcv` whose daily log returns from `start` on are multiplied by `factor` (high and low scaled likewise)."
+    import numpy as np
+    out = ohlcv.copy()
+    r = np.log(out['close']).diff().fillna(0.0)
+    after = out.index >= start
+    close = np.exp(np.log(out['close'].iloc[0]) + np.where(after, factor * r, r).cumsum())
+    ratio = close / out['close']
+    for c in ('open', 'high', 'low', 'close'): out[c] = out[c] * ratio
+    mid = np.log(out['close'])
+    out.loc[after, 'high'] = np.exp(mid[after] + factor * np.log(out['high'] / out['close'])[after])
+    out.loc[after, 'low'] = np.exp(mid[after] + factor * np.log(out['low'] / out['close'])[after])
+    out.attrs = dict(ohlcv.attrs)
+    return out
 
 
 if __name__ == '__main__':
