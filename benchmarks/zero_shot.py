@@ -41,8 +41,9 @@ def main():
     left = sorted(rng.choice(coins, max(1, round(a.left_out * len(coins))), replace=False).tolist())
     train = [c for c in coins if c not in left]
     print(f"{len(coins)} coins; left out of the global models' training ({len(left)}): {', '.join(left)}", flush=True)
-    preds, _ = run_backtest(coins, a.models.split(','), seed=a.seed, jobs=a.jobs, universe=universe, train_coins=train,
-                            progress=False)
+    preds, skipped = run_backtest(coins, a.models.split(','), seed=a.seed, jobs=a.jobs, universe=universe, train_coins=train,
+                                  progress=False)
+    for what, why in skipped.items(): print(f"skipped {what}: {why}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(a.out)
     for label, group in (('left out (never seen by the global models)', left), ('in training', train)):

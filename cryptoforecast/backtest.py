@@ -119,6 +119,8 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
         for key, members in tqdm(sorted(groups.items()), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
             fit_on = [f for f in members if train_coins is None or f.coin in train_coins]
             targets = [f for f in members if f.coin in coins]
+            if not fit_on:   # say so: a coin whose folds end where no training coin's do gets no global forecast
+                for f in targets: skipped[f"{f.coin} ({name}, fold {f.k})"] = f"no training coin has a fold cut at {key[0].date()}"
             if not fit_on or not targets: continue
             m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(fit_on)
             seen = {f.coin for f in fit_on}
