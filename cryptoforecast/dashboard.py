@@ -15,7 +15,7 @@ from scipy.stats import norm
 from .args import ArgParser, non_negative_int, port, positive_int, existing_dir
 from .errors import UserError
 from .config import TICKER_PATTERN, get_config
-from .metrics import QUANTILES, quantile_col, central_intervals, frame_quantiles
+from .metrics import QUANTILES, quantile_col
 
 # %% auto #0
 __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
@@ -351,15 +351,10 @@ def shap_top(run: Run, horizon: int, n: int = 10) -> pd.DataFrame:
 # %% ../nbs/32_dashboard.ipynb #8e61d48e
 def calibration_table(run: Run, model: str|None = None) -> pd.DataFrame:
     "Realised coverage of the central intervals of `model`'s (default: the headline's) test forecasts: horizon, nominal, realised, n."
+    from cryptoforecast.plots import reliability_table   # the run's reliability diagram counts the same way
     p = run.predictions
-    p = p[p['model'] == (model or run.headline)] if len(p) and 'actual' in p else p.iloc[:0]
-    p = p[np.isfinite(p['actual'].astype(float))] if len(p) else p
-    rows = []
-    for h, g in p.groupby('horizon'):
-        for lo, hi, level in central_intervals(frame_quantiles(g)):
-            inside = (g[quantile_col(lo)] <= g['actual']) & (g['actual'] <= g[quantile_col(hi)])
-            rows.append(dict(horizon=int(h), nominal=level, realised=float(inside.mean()), n=len(g)))
-    return pd.DataFrame(rows, columns=['horizon', 'nominal', 'realised', 'n'])
+    p = p[p['model'] == (model or run.headline)] if len(p) and 'actual' in p else p.iloc[:0].assign(actual=np.nan)
+    return reliability_table(p).drop(columns='model').sort_values(['horizon', 'nominal'], ignore_index=True)
 
 def calibration_figure(run: Run, model: str|None = None, height: int = 320):
     "Realised against nominal coverage of the central intervals, a line per horizon, and the diagonal."

@@ -16,7 +16,7 @@ from .config import Config, get_config
 # %% auto #0
 __all__ = ['target_col', 'synthetic_feature_frame', 'coin_of', 'check_feature_frame', 'FoldSpec', 'chronological_parts',
            'walk_forward_folds', 'plot_folds', 'clean_candidates', 'spearman_matrix', 'selection_scores',
-           'select_features', 'Fold', 'make_fold', 'fold_from_spec', 'chronological_split', 'walk_forward']
+           'select_features', 'Fold', 'make_fold', 'fold_from_spec', 'chronological_split', 'walk_forward', 'CoinView']
 
 # %% ../nbs/04_dataset.ipynb #de10ec5e
 from .features import feature_columns
@@ -306,3 +306,27 @@ def walk_forward(frame: pd.DataFrame, cfg: Config|None = None, n_folds: int = 5,
     try: specs = walk_forward_folds(frame.index, n_folds, test_size, step, embargo, val_size, cfg.lookback, min_train, cfg.horizons)
     except ValueError as e: raise ValueError(f"{coin}: {e}") from None
     return [fold_from_spec(frame, s, cfg, n_features=n_features, **kwargs) for s in specs]
+
+# %% ../nbs/04_dataset.ipynb #841c8781
+@dataclass
+class CoinView:
+    "A coin's scaling for a global model: a RobustScaler of the common features and the training sd of each target."
+    features: list
+    scaler: RobustScaler
+    vol: np.ndarray
+
+    @classmethod
+    def fit(cls, fold: Fold, features, horizons) -> CoinView:
+        "Fit on `fold`'s training part only (a feature the coin lacks is all missing)."
+        X = fold.frame.reindex(index=fold.train, columns=features).astype(float).replace([np.inf, -np.inf], np.nan)
+        vol = np.array([float(np.nanstd(fold.frame.loc[fold.train, target_col(h)])) or 1.0 for h in horizons])
+        return cls(list(features), RobustScaler().fit(X.to_numpy()), vol.astype('float32'))
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        "The rows of `frame`, features scaled, missing values kept."
+        X = frame.reindex(columns=self.features).astype(float).replace([np.inf, -np.inf], np.nan)
+        return pd.DataFrame(self.scaler.transform(X.to_numpy()), index=frame.index, columns=self.features)
+
+    def rows(self, frame: pd.DataFrame) -> np.ndarray:
+        "Every row of `frame`, scaled, missing as 0: `[days, features]` float32."
+        return np.nan_to_num(self.transform(frame).to_numpy(), nan=0.0).astype('float32')

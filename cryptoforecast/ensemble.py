@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
-from .forecaster import Forecaster
+from .forecaster import Forecaster, fold_actuals
 from .volatility import fold_volatility
-from .dataset import target_col
 
 # %% auto #0
 __all__ = ['VOL_REGIMES', 'TREND_REGIMES', 'log_returns', 'volatility_percentile', 'vol_regime', 'fit_markov_volatility',
            'filtered_turbulence', 'RegimeDetector', 'simplex_mae_weights', 'shrink_weights', 'prior_weights',
-           'regime_weights', 'realised', 'online_weights', 'fold_actuals', 'EnsembleForecaster']
+           'regime_weights', 'realised', 'online_weights', 'EnsembleForecaster']
 
 # %% ../nbs/14_ensemble.ipynb #cde5927d
 VOL_REGIMES = ('low', 'mid', 'high')
@@ -152,11 +151,6 @@ def online_weights(base: np.ndarray, origins: pd.DatetimeIndex, h: int, hist_ori
         w = base[i] * rel ** -power
         out[i] = w / w.sum()
     return out
-
-# %% ../nbs/14_ensemble.ipynb #cf99f29b
-def fold_actuals(fold, origins, horizons) -> np.ndarray:
-    "Outcomes [n, H] (h-day log returns) at `origins`; only ever read for origins whose outcome is realised."
-    return np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(dtype=float) for h in horizons], 1)
 
 # %% ../nbs/14_ensemble.ipynb #29ceb0cd
 class EnsembleForecaster(Forecaster):

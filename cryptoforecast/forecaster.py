@@ -19,7 +19,7 @@ from .atomic import write_bytes
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA', 'ModelEntry',
+__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA', 'ModelEntry',
            'register_model', 'model_names', 'model_entry', 'model_class', 'make_model']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
@@ -41,6 +41,11 @@ def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons
     out['sigma'] = np.asarray(sigma, float).reshape(-1) if sigma is not None else np.nan  # forecast sd of the h-day log return
     out['point'] = np.asarray(point, float).reshape(-1) if point is not None else out['mean']  # before shrinkage
     return out
+
+# %% ../nbs/06_forecaster.ipynb #80842784
+def fold_actuals(fold, origins, horizons) -> np.ndarray:
+    "Outcomes [n, H] (h-day log returns) at `origins`; only ever read for origins whose outcome is realised."
+    return np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(dtype=float) for h in horizons], 1)
 
 # %% ../nbs/06_forecaster.ipynb #4b2735a0
 class Forecaster:
@@ -72,7 +77,7 @@ class Forecaster:
         self.volatility_[fold.coin] = fold_volatility(fold)
         origins = self.origins(fold, 'val')
         point, _ = self._predict(fold, 'val')
-        actual = np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(float) for h in self.horizons], 1)
+        actual = fold_actuals(fold, origins, self.horizons)
         self.calibration_[fold.coin] = Calibration.fit(point, self.sigma(fold, origins), actual, self.horizons, origins,
                                                        adapt_after=origins[-1] if len(origins) else None)
         return self
@@ -100,7 +105,7 @@ class Forecaster:
         if self.calibrated:
             cal = self.calibration_.get(fold.coin)
             if cal is None: raise RuntimeError(f"{self.name}: not calibrated for {fold.coin}; fit it on one of {fold.coin}'s folds first")
-            actual = np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(float) for h in self.horizons], 1)
+            actual = fold_actuals(fold, origins, self.horizons)
             mean, q = cal.apply(point, sigma, actual, origins)   # outcomes read only where realised by each origin
         return dict(origins=origins, point=point, mean=mean, q=np.sort(q, axis=-1), sigma=sigma)
 

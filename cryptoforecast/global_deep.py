@@ -5,41 +5,20 @@
 # %% ../nbs/15_global_deep.ipynb #795e7fda
 from __future__ import annotations
 from collections import Counter
-from dataclasses import dataclass
 
 from .deep import KerasForecaster, _compile, _EpochLog, has_gpu, precision_policy, seed_everything
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from sklearn.preprocessing import RobustScaler
 
-from .dataset import target_col
+from .dataset import CoinView, target_col
 from .lstm import LSTMForecaster
 from .transformer import TransformerForecaster
 
 # %% auto #0
-__all__ = ['CoinView', 'window_positions', 'gather_windows', 'window_dataset', 'GlobalKeras', 'GlobalLSTM', 'GlobalTransformer']
+__all__ = ['window_positions', 'gather_windows', 'window_dataset', 'GlobalKeras', 'GlobalLSTM', 'GlobalTransformer']
 
 # %% ../nbs/15_global_deep.ipynb #fd5f3524
-@dataclass
-class CoinView:
-    "A coin's scaling for a global model: a RobustScaler of the common features and the training sd of each target."
-    features: list
-    scaler: RobustScaler
-    vol: np.ndarray
-
-    @classmethod
-    def fit(cls, fold, features, horizons) -> CoinView:
-        "Fit on `fold`'s training part only."
-        X = fold.frame.reindex(index=fold.train, columns=features).astype(float).replace([np.inf, -np.inf], np.nan)
-        vol = np.array([float(np.nanstd(fold.frame.loc[fold.train, target_col(h)])) or 1.0 for h in horizons])
-        return cls(list(features), RobustScaler().fit(X.to_numpy()), vol.astype('float32'))
-
-    def rows(self, frame: pd.DataFrame) -> np.ndarray:
-        "Every row of `frame`, scaled, NaN as 0: `[days, features]` float32."
-        X = frame.reindex(columns=self.features).astype(float).replace([np.inf, -np.inf], np.nan)
-        return np.nan_to_num(self.scaler.transform(X.to_numpy()), nan=0.0).astype('float32')
-
 def window_positions(frame: pd.DataFrame, origins, lookback: int) -> tuple[np.ndarray, pd.DatetimeIndex]:
     "Row positions of the `origins` that have `lookback` rows behind them, and those origins."
     pos = frame.index.get_indexer(pd.DatetimeIndex(origins))
@@ -124,6 +103,10 @@ class GlobalKeras:
         "Ready to forecast a coin it was not trained on: its scaling from its own training part, its calibration on its validation part."
         self.views_[fold.coin] = CoinView.fit(fold, self.features_, self.horizons)
         return self.calibrate(fold)
+
+    def origins(self, fold, part: str) -> pd.DatetimeIndex:
+        "The origins of `part` with a full `lookback`-day window behind them (no windows built to find them)."
+        return window_positions(fold.frame, fold.origins(part), self.lookback)[1]
 
     def _predict(self, fold, part: str):
         v = self._view(fold)

@@ -100,7 +100,7 @@ def shap_lightgbm(model, fold, out_dir, n: int = 300, seed: int = 0) -> list[Pat
 
 # %% ../nbs/07_lightgbm.ipynb #86bc1ece
 from collections import Counter
-from sklearn.preprocessing import RobustScaler
+from .dataset import CoinView
 
 class GlobalLightGBM(LightGBMForecaster):
     "One LightGBM per horizon across coins: coin-normalised features and targets."
@@ -113,11 +113,10 @@ class GlobalLightGBM(LightGBMForecaster):
         "Coin-normalised features and volatility-scaled targets of `part`."
         if fold.coin not in self.scalers_:
             raise ValueError(f"{self.name} has not seen {fold.coin}: `adopt` its fold first (its own training part sets its scaling)")
-        sc = self.scalers_[fold.coin]
+        view = self.scalers_[fold.coin]
         ix = fold.origins(part)
-        X = fold.frame.reindex(index=ix, columns=self.features_).astype(float).replace([np.inf, -np.inf], np.nan)
-        X = pd.DataFrame(sc['scaler'].transform(X.to_numpy()), index=ix, columns=self.features_)
-        Y = fold.frame.loc[ix, [target_col(h) for h in self.horizons]].to_numpy(dtype=float) / sc['vol']
+        X = view.transform(fold.frame.reindex(ix))
+        Y = fold.frame.loc[ix, [target_col(h) for h in self.horizons]].to_numpy(dtype=float) / view.vol
         return X, Y
 
     def fit_many(self, folds) -> GlobalLightGBM:
@@ -150,9 +149,7 @@ class GlobalLightGBM(LightGBMForecaster):
 
     def _scale(self, fold) -> None:
         "Fit the coin's feature scaler and target volatilities on its fold's training part only."
-        tr = fold.frame.reindex(index=fold.train, columns=self.features_).astype(float).replace([np.inf, -np.inf], np.nan)
-        vol = np.array([float(np.nanstd(fold.frame.loc[fold.train, target_col(h)])) or 1.0 for h in self.horizons])
-        self.scalers_[fold.coin] = {'scaler': RobustScaler().fit(tr.to_numpy()), 'vol': vol}
+        self.scalers_[fold.coin] = CoinView.fit(fold, self.features_, self.horizons)
 
     def adopt(self, fold) -> GlobalLightGBM:
         "Ready to forecast a coin it was not trained on: the coin's scaling from its own training part, its calibration on its validation part."
@@ -165,4 +162,4 @@ class GlobalLightGBM(LightGBMForecaster):
 
     def _predict(self, fold, part):
         X, _ = self._coin_xy(fold, part)
-        return np.stack([self.models_[h].predict(X) for h in self.horizons], 1) * self.scalers_[fold.coin]['vol'], None
+        return np.stack([self.models_[h].predict(X) for h in self.horizons], 1) * self.scalers_[fold.coin].vol, None
