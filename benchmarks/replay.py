@@ -39,7 +39,7 @@ def main():
     planted = None
     if a.plant_vol_after is not None:
         planted = first + pd.Timedelta(days=a.plant_vol_after)
-        universe[a.coin] = plant_volatility(universe[a.coin], planted, a.vol_factor)
+        universe[a.coin] = live.plant_volatility(universe[a.coin], planted, a.vol_factor)
         print(f"planted: {a.coin}'s daily returns x {a.vol_factor:g} from {planted.date()} on")
     t0 = time.time()
     r = live.retrain(a.coin, universe, first - pd.Timedelta(days=1), art)
@@ -52,7 +52,7 @@ def main():
         last = first + pd.Timedelta(days=a.days - 1)
         table = live.monitor(universe, live.store_path(art), [a.coin], last, 60)
         cols = ['alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95',
-                'pit_ks_p', 'psi', 'alerts']
+                'pit_ks_p', 'psi', 'vol_ratio', 'alerts']
         print(f"\nmonitor as of {last.date()}:\n" + table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     flagged = log[(log['alerts'] != '') & (log['day'] >= (planted if planted is not None else first))]
     if planted is not None:
@@ -61,21 +61,6 @@ def main():
         print(f"\nplanted drift from {planted.date()}: {when}")
     print(f"days with an alert: {int((log['alerts'] != '').sum())} of {len(log)}")
     print(f"\n{per_day:.2f} s per simulated day (retraining included); artifacts in {art}")
-
-def plant_volatility(ohlcv: pd.DataFrame, start, factor: float) -> pd.DataFrame:
-    "A copy of `ohlcv` whose daily log returns from `start` on are multiplied by `factor` (high and low scaled likewise)."
-    import numpy as np
-    out = ohlcv.copy()
-    r = np.log(out['close']).diff().fillna(0.0)
-    after = out.index >= start
-    close = np.exp(np.log(out['close'].iloc[0]) + np.where(after, factor * r, r).cumsum())
-    ratio = close / out['close']
-    for c in ('open', 'high', 'low', 'close'): out[c] = out[c] * ratio
-    mid = np.log(out['close'])
-    out.loc[after, 'high'] = np.exp(mid[after] + factor * np.log(out['high'] / out['close'])[after])
-    out.loc[after, 'low'] = np.exp(mid[after] + factor * np.log(out['low'] / out['close'])[after])
-    out.attrs = dict(ohlcv.attrs)
-    return out
 
 
 if __name__ == '__main__':

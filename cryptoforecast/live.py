@@ -18,15 +18,16 @@ from .atomic import write_json, write_text
 from .metrics import QUANTILES, QUANTILE_COLS, quantile_col, pinball_matrix, dm_from_diff, pit_values
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'MONITOR_METRICS', 'PROMOTE_ALPHA',
-           'store_path', 'open_store', 'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe',
-           'feature_frame_as_of', 'alias_spec', 'resolve_version', 'load_version', 'registered_coins',
-           'latest_forecast', 'forecast_rows', 'forecast_coin', 'realise', 'random_walk_quantiles', 'coverage_band',
-           'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features', 'training_psi',
-           'feature_drift', 'monitor', 'log_monitor_metrics', 'write_monitor_report', 'shared_errors', 'dm_evidence',
-           'record_move', 'champion_moves', 'promote', 'rollback', 'register_challenger', 'retrain', 'replay',
-           'forecast_parser', 'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli',
-           'retrain_parser', 'retrain_cli']
+__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'VOL_WINDOW', 'VOL_REFERENCE',
+           'MONITOR_METRICS', 'PROMOTE_ALPHA', 'store_path', 'open_store', 'insert_forecasts', 'read_forecasts',
+           'as_of_day', 'cut_universe', 'feature_frame_as_of', 'alias_spec', 'resolve_version', 'load_version',
+           'registered_coins', 'latest_forecast', 'forecast_rows', 'forecast_coin', 'realise', 'random_walk_quantiles',
+           'coverage_band', 'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features',
+           'training_psi', 'feature_drift', 'volatility_drift', 'monitor', 'log_monitor_metrics',
+           'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'promote',
+           'rollback', 'register_challenger', 'retrain', 'replay', 'plant_volatility', 'forecast_parser',
+           'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser',
+           'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
@@ -230,7 +231,7 @@ def random_walk_quantiles(close: pd.Series, origins, h: int, window: int = 365, 
     return out
 
 # %% ../nbs/34_live.ipynb #ce721604
-THRESHOLDS = dict(min_n=20, dm_p_worse=0.05, band=0.95, pit_ks_p=0.01, psi_ratio=1.0, top_features=10)
+THRESHOLDS = dict(min_n=20, dm_p_worse=0.05, band=0.99, pit_ks_p=0.01, psi_ratio=1.0, vol_ratio=1.0, top_features=10)
 
 def coverage_band(expected: float, n: int, level: float = THRESHOLDS['band']) -> tuple[float, float]:
     "The central `level` range of the share of hits among `n` independent intervals that each cover with probability `expected`."
@@ -250,7 +251,7 @@ def psi(expected, actual, bins: int = 10) -> float:
     return float(np.sum((pa - pe) * np.log(pa / pe)))
 
 # %% ../nbs/34_live.ipynb #eceeb5c0
-def score_realised(g: pd.DataFrame, close: pd.Series, h: int) -> dict:
+def score_realised(g: pd.DataFrame, close: pd.Series, h: int, min_pit: int = THRESHOLDS['min_n']) -> dict:
     "The monitor's scores of one coin × alias × horizon group of realised forecasts (sorted by origin)."
     y, m = g['actual'].to_numpy(float), g['mean'].to_numpy(float)
     Q = g[list(QUANTILE_COLS)].to_numpy(float)
@@ -265,7 +266,7 @@ def score_realised(g: pd.DataFrame, close: pd.Series, h: int) -> dict:
                 dm_p_worse=float(dm_from_diff(np.abs(y) - np.abs(y - m), h, 'less')[1]),
                 pinball_ratio=float(model_pb[ok].sum() / rw_pb[ok].sum()) if ok.any() and rw_pb[ok].sum() > 0 else np.nan,
                 cov80=inside(0.1, 0.9), cov95=inside(0.025, 0.975),
-                pit_ks_p=float(stats.kstest(pit, 'uniform').pvalue) if len(pit) >= 5 else np.nan)
+                pit_ks_p=float(stats.kstest(pit, 'uniform').pvalue) if len(pit) >= min_pit else np.nan)
 
 # %% ../nbs/34_live.ipynb #945b5bfe
 _REPORTS: dict = {}
@@ -279,6 +280,11 @@ def version_report(run_id: str|None) -> dict:
         try: _REPORTS[key] = mlflow.artifacts.load_dict(f"runs:/{run_id}/report.json")
         except Exception: return {}
     return _REPORTS[key]
+
+def _data_last(run_id) -> pd.Timestamp|None:
+    "The last day of the data the training run `run_id` saw (None if unknown)."
+    last = (version_report(run_id).get('data') or {}).get('last')
+    return as_of_day(last) if last else None
 
 def backtest_expectation(report: dict, h: int) -> dict:
     "What the backtest measured for horizon `h` of the report's headline model: `rel_mae`, `cov80`, `cov95` (NaN if unknown)."
@@ -314,6 +320,17 @@ def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tu
     worst = max(scores, key=lambda f: scores[f][1])
     return scores[worst][0], scores[worst][1], worst
 
+# %% ../nbs/34_live.ipynb #b2571622
+VOL_WINDOW, VOL_REFERENCE = 20, 365
+
+def volatility_drift(close: pd.Series, trained_until, window: int = VOL_WINDOW, reference: int = VOL_REFERENCE) -> tuple[float, float]:
+    "`(vol, vol_ratio)`: the last `window` days' volatility of `close` and its ratio to the highest of the `reference` days to `trained_until`."
+    v = np.log(close).diff().rolling(window).std()
+    day = as_of_day(trained_until)
+    ref = v.loc[day - pd.Timedelta(days=reference - 1):day].dropna() if day is not None else v.iloc[:0]
+    if len(ref) < window or not np.isfinite(v.iloc[-1]) or ref.max() <= 0: return np.nan, np.nan
+    return float(v.iloc[-1]), float(v.iloc[-1] / ref.max())
+
 # %% ../nbs/34_live.ipynb #77c778f3
 def _alerts(row: dict, th: dict) -> list[str]:
     out = []
@@ -324,10 +341,11 @@ def _alerts(row: dict, th: dict) -> list[str]:
         if np.isfinite(lo) and not lo <= row[c] <= hi: out.append(c)
     if row['pit_ks_p'] < th['pit_ks_p']: out.append('calibration')
     if row['psi_ratio'] > th['psi_ratio']: out.append('drift')
+    if row['vol_ratio'] > th['vol_ratio']: out.append('volatility')
     return out
 
 def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thresholds: dict|None = None,
-            client=None) -> pd.DataFrame:
+            client=None, frames: dict|None = None) -> pd.DataFrame:
     "One row per coin × alias × horizon of the stored forecasts realised by `as_of`: scores, backtest bands, drift and alerts."
     from mlflow import MlflowClient
     th = {**THRESHOLDS, **(thresholds or {})}
@@ -338,32 +356,35 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
     if day is not None: f = f[f['origin'] <= day]
     r = realise(f, universe, day)
     r = r[r['actual'].notna()]
-    cut, rows, frames, drift = cut_universe(universe, day), [], {}, {}
+    cut, rows, drift = cut_universe(universe, day), [], {}
+    frames = {} if frames is None else frames   # feature frames by (coin, day, horizons), shared with `forecast_coin`
     for (coin, alias, h), g in r.groupby(['coin', 'alias', 'horizon']):
         if coin not in cut: continue
         g = g.sort_values(['origin', 'model_version']).drop_duplicates('origin', keep='last').iloc[-window:]
         version = int(g['model_version'].iloc[-1])
         run_id = g['run_id'].iloc[-1]
         row = dict(coin=coin, alias=alias, horizon=int(h), version=version, first=str(g['origin'].iloc[0].date()),
-                   last=str(g['origin'].iloc[-1].date()), **score_realised(g, cut[coin]['close'], int(h)))
+                   last=str(g['origin'].iloc[-1].date()), **score_realised(g, cut[coin]['close'], int(h), th['min_n']))
         exp = backtest_expectation(version_report(run_id), int(h))
         row['exp_rel_mae'] = exp['rel_mae']
         for c in ('cov80', 'cov95'):
             row[f'exp_{c}'] = exp[c]
             row[f'{c}_lo'], row[f'{c}_hi'] = coverage_band(exp[c], max(1, len(g) // int(h)), th['band'])
-        fc = load_version(coin, version)
-        key = (coin, tuple(fc.horizons))
-        if key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
-        if (coin, version) not in drift: drift[(coin, version)] = feature_drift(fc, frames[key])  # once per version, not per horizon
-        row['psi'], row['psi_ratio'], row['psi_feature'] = drift[(coin, version)]
+        if (coin, version) not in drift:   # once per version, not per horizon
+            fc = load_version(coin, version)
+            key = (coin, day, tuple(fc.horizons))
+            if top_features(fc) and key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
+            features = feature_drift(fc, frames[key]) if top_features(fc) else (np.nan, np.nan, None)
+            drift[(coin, version)] = (*features, *volatility_drift(cut[coin]['close'], _data_last(run_id)))
+        row['psi'], row['psi_ratio'], row['psi_feature'], row['vol'], row['vol_ratio'] = drift[(coin, version)]
         row['alerts'] = ','.join(_alerts(row, th))
         rows.append(row)
     cols = ['coin', 'alias', 'horizon', 'version', 'first', 'last', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio',
             'cov80', 'exp_cov80', 'cov80_lo', 'cov80_hi', 'cov95', 'exp_cov95', 'cov95_lo', 'cov95_hi', 'pit_ks_p', 'psi',
-            'psi_ratio', 'psi_feature', 'alerts']
+            'psi_ratio', 'psi_feature', 'vol', 'vol_ratio', 'alerts']
     return pd.DataFrame(rows, columns=cols)
 
-MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi', 'psi_ratio')
+MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi', 'psi_ratio', 'vol', 'vol_ratio')
 
 def log_monitor_metrics(table: pd.DataFrame, as_of=None, client=None) -> int:
     "Log the monitor's scores to each version's training run as `live.<alias>.h<h>.<metric>`, step = the day's number; returns how many."
@@ -530,13 +551,9 @@ def retrain(coin: str, universe: dict, as_of=None, artifacts_dir=None, models=('
     return dict(r, **reg, data_last=report['data']['last'])
 
 # %% ../nbs/34_live.ipynb #aa11cab3
-def _data_last(run_id) -> pd.Timestamp|None:
-    last = (version_report(run_id).get('data') or {}).get('last')
-    return as_of_day(last) if last else None
-
 def replay(coin: str, start, days: int, universe: dict, artifacts_dir, aliases=ALIASES, window: int = 60,
            retrain_every: int|None = None, min_forecasts: int = 30, models=('naive', 'drift', 'lightgbm'), seed: int = 42,
-           progress: bool = False) -> pd.DataFrame:
+           progress: bool = False, try_promotion: bool|None = None) -> pd.DataFrame:
     "Replay forecast -> realise -> monitor (-> retrain -> promote) for `days` days from `start`; one summary row per day."
     from tqdm.auto import tqdm
     from cryptoforecast.tracking import setup_mlflow
@@ -549,15 +566,17 @@ def replay(coin: str, start, days: int, universe: dict, artifacts_dir, aliases=A
         if seen is not None and seen > first:
             raise UserError(f"{coin} {alias} v{mv.version} was trained on data up to {seen.date()}, after the replay's first day "
                             f"{first.date()}: replay from {seen.date()} or later")
+    try_promotion = bool(retrain_every) if try_promotion is None else try_promotion
     rows, frames = [], {}
     for i, day in enumerate(tqdm(pd.date_range(first, periods=days, freq='D'), desc='replay', unit='day', disable=not progress)):
         event = ''
+        frames.clear()   # one day's feature frames, shared by its forecasts and its monitor
         if retrain_every and i and i % retrain_every == 0:
             r = retrain(coin, universe, day, artifacts_dir, models=models, seed=seed)
             event = f"retrained v{r['version']}"
         done = forecast_coin(coin, universe, aliases, day, store, client, frames)
-        table = monitor(universe, store, [coin], day, window, client=client)
-        if retrain_every:
+        table = monitor(universe, store, [coin], day, window, client=client, frames=frames)
+        if try_promotion:
             p = promote(coin, universe, store, min_forecasts, as_of=day, artifacts_dir=artifacts_dir, client=client)
             if p['promoted']: event = (event + '; ' if event else '') + f"promoted v{p['challenger']}"
         rows.append(dict(day=day, inserted=sum(d['inserted'] for d in done), champion=done[0]['version'],
@@ -565,6 +584,19 @@ def replay(coin: str, start, days: int, universe: dict, artifacts_dir, aliases=A
                          alerts=';'.join(f"{r.alias}/h{r.horizon}:{r.alerts}" for r in table.itertuples() if r.alerts),
                          event=event))
     return pd.DataFrame(rows)
+
+# %% ../nbs/34_live.ipynb #b1468ba0
+def plant_volatility(ohlcv: pd.DataFrame, start, factor: float) -> pd.DataFrame:
+    "A copy of `ohlcv` whose daily log returns from `start` on are multiplied by `factor` (and open, high, low around the close)."
+    out = ohlcv.copy()
+    log_close = np.log(out['close'])
+    after = out.index >= as_of_day(start)
+    wild = log_close + ((factor - 1) * log_close.diff().fillna(0.0) * after).cumsum()   # the days before stay bit for bit
+    for c in ('open', 'high', 'low'):
+        out.loc[after, c] = np.exp(wild + factor * np.log(out[c] / out['close']))[after]
+    out.loc[after, 'close'] = np.exp(wild)[after]
+    out.attrs = dict(ohlcv.attrs)
+    return out
 
 # %% ../nbs/34_live.ipynb #ba18ffd2
 def _common(p) -> None:
@@ -659,7 +691,7 @@ def monitor_cli(argv: list[str]) -> int:
     paths = write_monitor_report(table, art, a.as_of, a.window)
     if a.mlflow: log_monitor_metrics(table, a.as_of)
     show = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80',
-            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'alerts']
+            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'vol_ratio', 'alerts']
     print(table[show].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"report: {paths['json']}")
     return 3 if (table['alerts'] != '').any() else 0

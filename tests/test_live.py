@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import DATA_DIR, needs_data, run_cli, prices_times_random_walk_after
+from conftest import DATA_DIR, needs_data, run_cli
+from cryptoforecast.forecaster import RandomWalk
 
 pytestmark = needs_data
 
 CUT = '2025-10-31'          # the model sees data up to this day; the replay runs after it
 COIN = 'BTC'
-REPLAY_DAYS = 20
 
 
 def _clear_mlflow_env():
@@ -136,48 +136,129 @@ def test_store_is_safe_under_concurrent_writers_and_kill_9(tmp_path):
     assert live.insert_forecasts(store, f[f['model_version'] == 1].iloc[:5].assign(model_version=4, run_id='r', as_of=None, created_at='t')) == 5
 
 
-def _replay(art, universe, days=REPLAY_DAYS):
-    from cryptoforecast import live
-    return live.replay(COIN, CUT, days, universe, art, window=60)
+START = '2025-06-01'     # the 180-day replays: June to November 2025, after a model trained to the day before
+LONG = 180
+PLANT_AFTER = 60         # the planted drift: BTC's daily returns x 3 from the 60th replayed day on
+FLAG_WITHIN = 21         # the days the monitor may take to flag it (measured: 14, by the volatility check)
 
 
-def test_replay_monitor_and_no_leakage(trained, universe, tmp_path):
+@pytest.fixture(scope='module')
+def small_universe(universe):
+    "BTC and the first nine other coins by name: the market context of the long replays (ten coins build it ten times faster)."
+    names = ['BTC'] + [c for c in sorted(universe) if c != 'BTC'][:9]
+    return {c: universe[c] for c in names}
+
+
+def day_before(day: str) -> str: return str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
+
+
+@pytest.fixture(scope='module')
+def trained_june(tmp_path_factory, small_universe):
+    "Artifacts folder with BTC v1 (naive, drift, LightGBM) trained on the small universe up to the day before START."
     from cryptoforecast import live
-    art, _ = trained
-    a = clone(art, tmp_path / 'plain')
-    t0 = time.time()
-    plain = _replay(a, universe)
-    seconds = time.time() - t0
-    assert len(plain) == REPLAY_DAYS and plain['inserted'].tolist() == [6] * REPLAY_DAYS, plain
-    assert plain['realised'].iloc[-1] > plain['realised'].iloc[10] > 0
+    art = tmp_path_factory.mktemp('live-june')
+    _use(art)
+    r = live.retrain(COIN, small_universe, day_before(START), art)
+    assert r['version'] == 1 and r['data_last'] == day_before(START)
+    return art
+
+
+def test_replay_180_days_flags_a_planted_volatility_drift_and_not_the_real_data(trained_june, small_universe, tmp_path):
+    from cryptoforecast import live
+    first = live.as_of_day(START)
+    planted_on = first + pd.Timedelta(days=PLANT_AFTER)
+    a = clone(trained_june, tmp_path / 'plain')
+    plain = live.replay(COIN, START, LONG, small_universe, a)
     stored = live.read_forecasts(live.store_path(a))
-    assert stored['origin'].max() == pd.Timestamp(CUT, tz='UTC') + pd.Timedelta(days=REPLAY_DAYS - 1)
+    # every day's forecasts stored exactly once: two aliases x three horizons
+    assert plain['inserted'].tolist() == [6] * LONG
+    assert len(stored) == 6 * LONG and not stored.duplicated(['origin', 'horizon', 'alias']).any()
+    assert stored['origin'].nunique() == LONG and stored['origin'].max() == first + pd.Timedelta(days=LONG - 1)
+    assert (plain['alerts'] == '').all(), plain[plain['alerts'] != '']          # the real half-year raises nothing
     # the monitor's relative MAE of the champion's 1-day forecasts, recomputed by hand from the store and the prices
-    last = pd.Timestamp(CUT, tz='UTC') + pd.Timedelta(days=REPLAY_DAYS - 1)
-    table = live.monitor(universe, live.store_path(a), [COIN], last, 60)
-    close = universe[COIN]['close']
-    g = stored[(stored['alias'] == 'champion') & (stored['horizon'] == 1) & (stored['origin'] < last)]
+    last = first + pd.Timedelta(days=LONG - 1)
+    table = live.monitor(small_universe, live.store_path(a), [COIN], last, 60)
+    close = small_universe[COIN]['close']
+    g = stored[(stored['alias'] == 'champion') & (stored['horizon'] == 1) & (stored['origin'] < last)].iloc[-60:]
     y = np.log(close.reindex(g['origin'] + pd.Timedelta(days=1)).to_numpy() / g['close_origin'].to_numpy())
     row = table[(table['alias'] == 'champion') & (table['horizon'] == 1)].iloc[0]
-    assert row['n'] == REPLAY_DAYS - 1
+    assert row['n'] == 60
     np.testing.assert_allclose(row['rel_mae'], np.mean(np.abs(y - g['mean'].to_numpy())) / np.mean(np.abs(y)), rtol=1e-10)
-    assert 0 < row['cov80_lo'] < row['exp_cov80'] < row['cov80_hi'] < 1
-    assert np.isfinite(row['psi']) == (live.load_version(COIN, 1).feature_importance() is not None)  # baselines use no features
-    # future perturbation: BTC's prices after D change, the forecasts and monitor rows of days <= D do not
-    D = pd.Timestamp(CUT, tz='UTC') + pd.Timedelta(days=10)
-    perturbed = {**universe, COIN: prices_times_random_walk_after(universe[COIN], D, seed=3)}
-    b = clone(art, tmp_path / 'perturbed')
-    other = _replay(b, perturbed)
+    assert 0 < row['cov80_lo'] < row['exp_cov80'] < row['cov80_hi'] <= 1 and 0 < row['vol_ratio'] < 1
+    assert np.isfinite(row['psi']) == bool(live.top_features(live.load_version(COIN, 1)))   # baselines use no features
+    # the same half-year with BTC's volatility tripled from the 60th day on
+    wild = {**small_universe, COIN: live.plant_volatility(small_universe[COIN], planted_on, 3)}
+    b = clone(trained_june, tmp_path / 'planted')
+    planted = live.replay(COIN, START, LONG, wild, b)
+    flagged = planted[planted['alerts'] != '']
+    assert len(flagged) and flagged['day'].min() >= planted_on, flagged.head()
+    assert (flagged['day'].min() - planted_on).days <= FLAG_WITHIN, flagged.head()
+    assert 'volatility' in flagged['alerts'].iloc[0]
+    assert len(flagged) >= 0.9 * (last - flagged['day'].min()).days        # and it stays flagged
+    # a future perturbation: what was forecast before the drift began does not change
     s2 = live.read_forecasts(live.store_path(b))
-    key = ['origin', 'horizon', 'alias', 'model_version']
-    m = stored.merge(s2, on=key, suffixes=('', '_p'))
-    early, late = m[m['origin'] <= D], m[m['origin'] > D]
-    assert len(early) == 6 * 11
+    m = stored.merge(s2, on=['origin', 'horizon', 'alias', 'model_version'], suffixes=('', '_p'))
+    early, late = m[m['origin'] < planted_on], m[m['origin'] >= planted_on]
+    assert len(early) == 6 * PLANT_AFTER
     for c in ('mean', 'q0.05', 'q0.95', 'sigma', 'close_origin'):
         np.testing.assert_array_equal(early[c].to_numpy(), early[f'{c}_p'].to_numpy(), err_msg=c)
-    assert not np.allclose(late['close_origin'], late['close_origin_p'])   # the perturbation is seen once it is known
-    pd.testing.assert_frame_equal(plain[plain['day'] <= D], other[other['day'] <= D])
-    assert seconds < 20, f"replay of {REPLAY_DAYS} days took {seconds:.0f} s"
+    assert not np.allclose(late['sigma'], late['sigma_p'])                  # the drift is seen once it is known
+    pd.testing.assert_frame_equal(plain[plain['day'] < planted_on], planted[planted['day'] < planted_on])
+
+
+class Chaser(RandomWalk):
+    "A truly worse forecaster: twice the last h-day log return as the forecast, the random walk's spread around it."
+    name = 'chaser'
+
+    def _predict(self, fold, part):
+        origins = self.origins(fold, part)
+        log_close = np.log(fold.frame['close'])
+        past = np.column_stack([(log_close - log_close.shift(h)).reindex(origins).to_numpy() for h in self.horizons])
+        _, q = super()._predict(fold, part)
+        point = 2 * np.nan_to_num(past)
+        return point, q + point[..., None]
+
+
+@pytest.fixture(scope='module')
+def chaser():
+    "The model name `chaser`, registered for this module's tests only."
+    from cryptoforecast.forecaster import MODELS, register_model
+    register_model('chaser', f'{__name__}:Chaser')
+    yield 'chaser'
+    MODELS.pop('chaser')
+
+
+def test_live_evidence_promotes_a_better_challenger_keeps_a_worse_one_and_rollback_restores(small_universe, chaser, tmp_path):
+    from mlflow import MlflowClient
+    from cryptoforecast import live
+    art = tmp_path / 'cc'
+    _use(art)
+    first, client = live.as_of_day(START), MlflowClient()
+    champion = lambda: int(client.get_model_version_by_alias('cryptoforecast-BTC', 'champion').version)
+    v1 = live.retrain(COIN, small_universe, day_before(START), art, models=('naive', chaser))
+    assert v1['version'] == 1 and v1['headline'] == chaser
+    # a better challenger: naive, drift and LightGBM retrained on day 24, in shadow until the realised errors decide
+    log = live.replay(COIN, START, 48, small_universe, art, retrain_every=24)
+    assert log['event'].iloc[24].startswith('retrained v2'), log
+    moved = log[log['event'].str.contains('promoted')]
+    assert moved['event'].str.contains('promoted v2').tolist() == [True] and moved['day'].iloc[0] > log['day'].iloc[24]
+    assert champion() == 2
+    store = live.store_path(art)
+    ev = json.loads(live.champion_moves(store, COIN)['evidence'].iloc[-1])['evidence']
+    assert ev['p'] < live.PROMOTE_ALPHA and ev['n'] >= 30 and ev['challenger_rel_mae'] < ev['champion_rel_mae']
+    # a worse challenger: the chaser again, trained on the data of day 47, in shadow for 40 days: never promoted
+    v3 = live.retrain(COIN, small_universe, first + pd.Timedelta(days=47), art, models=('naive', chaser))
+    assert v3['version'] == 3 and champion() == 2
+    later = live.replay(COIN, first + pd.Timedelta(days=48), 40, small_universe, art, try_promotion=True)
+    assert not later['event'].str.contains('promoted').any() and champion() == 2, later
+    kept = live.promote(COIN, small_universe, store, as_of=later['day'].iloc[-1])
+    assert not kept['promoted'] and kept['evidence']['n'] >= 60
+    assert kept['evidence']['challenger_rel_mae'] > kept['evidence']['champion_rel_mae']
+    assert client.get_model_version('cryptoforecast-BTC', '3').tags['shadow.decision'] == 'kept in shadow'
+    # rollback: the champion before the last move comes back
+    back = live.rollback(COIN, store)
+    assert back['champion'] == 1 and champion() == 1
+    assert live.champion_moves(store, COIN)['action'].tolist() == ['promote', 'rollback']
 
 
 def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
