@@ -320,7 +320,7 @@ def feature_drift(forecaster, frame: pd.DataFrame, days: int = DRIFT_DAYS) -> tu
     worst = max(scores, key=lambda f: scores[f][1])
     return scores[worst][0], scores[worst][1], worst
 
-# %% ../nbs/34_live.ipynb #b2571622
+# %% ../nbs/34_live.ipynb #ba866801
 VOL_WINDOW, VOL_REFERENCE = 20, 365
 
 def volatility_drift(close: pd.Series, trained_until, window: int = VOL_WINDOW, reference: int = VOL_REFERENCE) -> tuple[float, float]:
@@ -405,7 +405,7 @@ def log_monitor_metrics(table: pd.DataFrame, as_of=None, client=None) -> int:
 
 def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window: int = 60,
                          thresholds: dict|None = None) -> dict[str, Path]:
-    "Write the monitor table as `monitor/<day>.json` and `.md` under `artifacts_dir` (atomically); returns the paths."
+    "Write the monitor table as `monitor/<day>.json` and `.md` under `artifacts_dir`, and as `index.md`, the site's page (atomically)."
     from cryptoforecast.tracking import markdown_table
     day = as_of_day(as_of) or pd.Timestamp.now(tz='UTC').normalize()
     base = Path(artifacts_dir) / 'monitor' / f"{day:%Y-%m-%d}"
@@ -414,7 +414,8 @@ def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window:
                alerts=int((table['alerts'] != '').sum()), rows=json.loads(table.to_json(orient='records')))
     md = (f"# Monitor {day:%Y-%m-%d}\n\nLast {window} realised forecasts per coin, alias and horizon. Thresholds: {th}.\n\n"
           + markdown_table(table))
-    return dict(json=write_json(base.with_suffix('.json'), doc), markdown=write_text(base.with_suffix('.md'), md))
+    return dict(json=write_json(base.with_suffix('.json'), doc), markdown=write_text(base.with_suffix('.md'), md),
+                latest=write_text(base.parent / 'index.md', md))
 
 # %% ../nbs/34_live.ipynb #5ca4743d
 PROMOTE_ALPHA = 0.05
@@ -585,7 +586,7 @@ def replay(coin: str, start, days: int, universe: dict, artifacts_dir, aliases=A
                          event=event))
     return pd.DataFrame(rows)
 
-# %% ../nbs/34_live.ipynb #b1468ba0
+# %% ../nbs/34_live.ipynb #902385e1
 def plant_volatility(ohlcv: pd.DataFrame, start, factor: float) -> pd.DataFrame:
     "A copy of `ohlcv` whose daily log returns from `start` on are multiplied by `factor` (and open, high, low around the close)."
     out = ohlcv.copy()

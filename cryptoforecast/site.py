@@ -17,9 +17,9 @@ from .atomic import write_text
 from .batch import plotly_script, read_json, write_plotlyjs
 
 # %% auto #0
-__all__ = ['SKIP_TAG', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
-           'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'Site', 'build_site',
-           'site_parser', 'site_cli']
+__all__ = ['SKIP_TAG', 'MONITOR_COLUMNS', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
+           'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'monitor_reports',
+           'monitor_page', 'Site', 'build_site', 'site_parser', 'site_cli']
 
 # %% ../nbs/31_site.ipynb #8d99816b
 def report_rows(runs_dir) -> pd.DataFrame:
@@ -133,8 +133,13 @@ def _docs_list(docs: list[DocPage]) -> str:
         items.append(f'<li><a href="docs/{html.escape(d.name)}.html">{html.escape(d.title)}</a>{about}{failed}</li>')
     return f'<ul id="docs">{"".join(items)}</ul>'
 
-def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast') -> str:
-    "The index page: the reports with their headline metrics, then the documentation notebooks."
+def _monitor_note(monitor: dict|None) -> str:
+    if not monitor: return ''
+    return (f'<h2>Monitoring</h2>\n<p><a href="monitor.html">Live forecasts on {_text(monitor["as_of"])}</a>: '
+            f'{int(monitor.get("alerts", 0))} alert(s).</p>\n')
+
+def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast', monitor: dict|None = None) -> str:
+    "The index page: the reports with their headline metrics, the latest monitoring (if any), then the documentation notebooks."
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
@@ -142,8 +147,41 @@ def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast') 
 <p class="note">Relative MAE is the model's mean absolute error divided by the random walk's (tomorrow's close = today's
 close) on data the model never saw: below 1 beats the naive forecast.</p>
 {_report_table(rows)}
-<h2>Documentation</h2>
+{_monitor_note(monitor)}<h2>Documentation</h2>
 {_docs_list(docs)}
+</body></html>
+"""
+
+# %% ../nbs/31_site.ipynb #33311bd3
+MONITOR_COLUMNS = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'pinball_ratio', 'cov80', 'cov80_lo',
+                   'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'vol_ratio', 'alerts']
+
+def monitor_reports(monitor_dir) -> list[dict]:
+    "The monitor's daily reports in `monitor_dir` (`<day>.json`), newest first; files that are not one are left out."
+    found = [read_json(p) for p in Path(monitor_dir).glob('*.json')] if monitor_dir and Path(monitor_dir).is_dir() else []
+    return sorted((r for r in found if r.get('as_of') and isinstance(r.get('rows'), list)), key=lambda r: r['as_of'], reverse=True)
+
+def _monitor_table(rows: list[dict]) -> str:
+    head = ''.join(f"<th>{html.escape(c)}</th>" for c in MONITOR_COLUMNS)
+    body = []
+    for r in rows:
+        cells = ''.join(f'<td class="num">{fmt_metric(r.get(c))}</td>' if isinstance(r.get(c), float) else f"<td>{_text(r.get(c))}</td>"
+                        for c in MONITOR_COLUMNS)
+        body.append(f'<tr class="{"failed" if r.get("alerts") else "ok"}">{cells}</tr>')
+    return f'<table id="monitor"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+def monitor_page(reports: list[dict], title='cryptoforecast') -> str:
+    "The monitoring page: the newest report's table, then the alert count of every report."
+    latest = reports[0]
+    days = ''.join(f"<li>{_text(r['as_of'])}: {int(r.get('alerts', 0))} alert(s)</li>" for r in reports)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: monitoring</title><style>{_STYLE}</style></head>
+<body><h1>Monitoring, {_text(latest['as_of'])}</h1>
+<p class="note">The last {_text(latest.get('window'))} realised forecasts of every coin, alias and horizon; rows in red have an
+alert. Thresholds: {_text(json.dumps(latest.get('thresholds', {})))}. <a href="index.html">Back to the index</a>.</p>
+{_monitor_table(latest['rows'])}
+<h2>Every day monitored</h2>
+<ul id="monitor-days">{days}</ul>
 </body></html>
 """
 
@@ -158,13 +196,14 @@ class Site:
     index: Path
     reports: pd.DataFrame
     docs: list[DocPage] = field(default_factory=list)
+    monitoring: list[dict] = field(default_factory=list)   # the monitor's daily reports, newest first
 
     @property
     def failed_docs(self) -> list[DocPage]: return [d for d in self.docs if d.error]
 
 def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: bool = True, jobs: int = 1,
-               cell_timeout: int = 600) -> Site:
-    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir` (executed unless not `execute`)."
+               cell_timeout: int = 600, monitor_dir=None) -> Site:
+    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir` (executed unless not `execute`), monitoring."
     out = Path(out_dir)
     for sub in ('reports', 'docs'):
         shutil.rmtree(out/sub, ignore_errors=True)
@@ -178,8 +217,11 @@ def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: 
             write_text(page, h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared)))
         else: export_html(r.notebook, page, plotly_src=shared, hide_code=True)
     docs = build_docs(doc_notebooks(nbs_dir), out/'docs', execute, jobs, cell_timeout)
-    index = write_text(out/'index.html', index_page(rows, docs))
-    return Site(index, rows, docs)
+    monitoring = monitor_reports(monitor_dir)
+    if monitoring: write_text(out/'monitor.html', monitor_page(monitoring))
+    else: (out/'monitor.html').unlink(missing_ok=True)
+    index = write_text(out/'index.html', index_page(rows, docs, monitor=monitoring[0] if monitoring else None))
+    return Site(index, rows, docs, monitoring)
 
 # %% ../nbs/31_site.ipynb #74a97fbe
 def site_parser() -> ArgParser:
@@ -191,16 +233,19 @@ def site_parser() -> ArgParser:
     ap.add_argument('--no-execute', action='store_true', help='convert the docs as stored, without running them (fast; no outputs)')
     ap.add_argument('--jobs', '-j', type=positive_int, default=1, help='docs notebooks executed at once')
     ap.add_argument('--cell-timeout', type=positive_int, default=600, help='seconds one docs cell may run (default: 600)')
+    ap.add_argument('--monitor', type=existing_dir, help="the monitor's reports (default: the artifacts' monitor/, if there is one)")
     return ap
 
 def site_cli(argv: list[str]) -> int:
     "`cryptoforecast site`: build the static site and print where its index page is; exit 1 if a docs notebook failed."
     a = site_parser().parse_args(argv)
+    from cryptoforecast.config import get_config
     site = build_site(a.out, a.runs or 'reports/runs', a.nbs or 'nbs', execute=not a.no_execute, jobs=a.jobs,
-                      cell_timeout=a.cell_timeout)
+                      cell_timeout=a.cell_timeout, monitor_dir=a.monitor or Path(get_config().artifacts_dir)/'monitor')
     for d in site.failed_docs: print(f"docs/{d.name}: stopped at an error: {d.error}", file=sys.stderr)
     if site.docs and not a.no_execute:
         slowest = ', '.join(f"{d.name} {d.seconds:.0f}s" for d in sorted(site.docs, key=lambda d: -d.seconds)[:3])
         print(f"docs executed in {sum(d.seconds for d in site.docs):.0f}s (slowest: {slowest})")
-    print(f"{len(site.reports)} reports, {len(site.docs)} docs: {site.index.resolve()}")
+    monitored = f", monitoring of {site.monitoring[0]['as_of']}" if site.monitoring else ''
+    print(f"{len(site.reports)} reports, {len(site.docs)} docs{monitored}: {site.index.resolve()}")
     return 1 if site.failed_docs else 0

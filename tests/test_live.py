@@ -278,6 +278,12 @@ def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
     assert run.data.metrics['live.champion.h1.rel_mae'] == pytest.approx(h1['rel_mae']) and h1['n'] == 22
     report = json.loads((a / 'monitor' / '2025-12-15.json').read_text())
     assert report['as_of'] == '2025-12-15' and len(report['rows']) == len(table) and (a / 'monitor' / '2025-12-15.md').exists()
+    assert (a / 'monitor' / 'index.md').read_text() == (a / 'monitor' / '2025-12-15.md').read_text()
+    from cryptoforecast.site import build_site   # the report page in the site
+    site = build_site(tmp_path / 'site', tmp_path / 'no-runs', tmp_path / 'no-docs', execute=False, monitor_dir=a / 'monitor')
+    page = (tmp_path / 'site' / 'monitor.html').read_text()
+    assert '<h1>Monitoring, 2025-12-15</h1>' in page and page.count('<tr class=') == len(table)
+    assert 'href="monitor.html"' in site.index.read_text()
     # forecasts of a broken model: the wrong sign, ten times too large, too narrow intervals
     f = live.read_forecasts(store, COIN)
     r = live.realise(f, universe, '2025-12-15')
