@@ -352,7 +352,7 @@ def track_run(r: TrainRun) -> dict:
     return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=active.info.run_id, registered=bool(register),
                 **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
 
-# %% ../nbs/23_train.ipynb #72cfc572
+# %% ../nbs/23_train.ipynb #78192253
 def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True) -> tuple[dict, dict, dict]:
     """Fit each global model among `names` once per cut-off, on every coin's fold of that cut-off. Returns per coin the list (per
     fold) of `{model: its copy for the coin}`, the fit of the coin's last fold (models, coins, cut-off) and `{coin: error}` for
@@ -375,7 +375,7 @@ def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, 
         fits[c] = dict(models=global_names, coins=len(groups[(cut, test_start)]), cutoff=str(cut.date()), test_start=str(test_start.date()))
     return prefit, fits, failed
 
-# %% ../nbs/23_train.ipynb #e8f119f5
+# %% ../nbs/23_train.ipynb #e0280e5c
 def attempt(coin: str, fn) -> dict:
     """`fn()`, the summary of `coin`'s run; if it raises, a failed summary with the error, which is also printed (with
     `CRYPTOFORECAST_DEBUG` set, its traceback too): one coin's failure never stops the others."""
@@ -386,10 +386,10 @@ def attempt(coin: str, fn) -> dict:
         if os.environ.get('CRYPTOFORECAST_DEBUG'): traceback.print_exc()
         return dict(coin=coin, status='failed', seconds=round(time.time() - t0, 1), error=f"{type(e).__name__}: {e}")
 
-# %% ../nbs/23_train.ipynb #e33807b5
-def train_global(coins, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
+# %% ../nbs/23_train.ipynb #c5c59c9b
+def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                  tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
-                 models=('naive', 'lightgbm_global'), track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
+                 track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
                  register: bool = True):
     """Train `coins` with the global models among `models` fitted once per cut-off for all of them, then every coin through the
     stages of `train_coin`; yields each coin's summary as it is done (`status` ok, skipped or failed)."""
