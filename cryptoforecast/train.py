@@ -89,7 +89,8 @@ def _data_summary(df: pd.DataFrame, frame: pd.DataFrame, universe: dict) -> dict
 
 def evaluation_settings(cfg, folds, data: dict, walk_forward: bool) -> dict:
     "What a run's validation score depends on besides its models; the registry promotes only between equal settings."
-    split = f"walk-forward {len(folds)} folds, val {VAL_SIZE} days, train >= {MIN_TRAIN} days" if walk_forward else 'chronological'
+    n = len(folds)
+    split = f"walk-forward {n} fold{'s' if n != 1 else ''}, val {VAL_SIZE} days, train >= {MIN_TRAIN} days" if walk_forward else 'chronological'
     return dict(horizons=','.join(map(str, cfg.horizons)), split=split, data_sha256=data.get('sha256'),
                 val_periods=';'.join(f"{f.val[0].date()}..{f.val[-1].date()}" for f in folds))
 
@@ -242,7 +243,7 @@ def build_report(r: TrainRun) -> dict:
                 config={**r.cfg.as_dict(), 'epochs': r.epochs, 'ensemble': r.ensemble, 'tune': r.tune, 'walk_forward': r.walk_forward,
                         'models': list(r.fitted)},
                 folds=[dict(k=f.k, train=span(f.train), val=span(f.val), test=span(f.test), features=len(f.features)) for f in r.folds],
-                data=data, evaluation=evaluation_settings(r.cfg, r.folds, data, r.walk_forward),
+                data=data, evaluation=evaluation_settings(r.cfg, r.folds, data, r.walk_forward or r.global_fit is not None),
                 metrics=json.loads(r.metrics.to_json(orient='records')),
                 uncertainty=json.loads(cov.to_json(orient='records')),
                 headline=dict(model=r.headline, rel_mae=r.rel_mae, val_rel_mae=r.val_rel_mae),

@@ -54,6 +54,7 @@ def test_one_global_fit_per_coin_runs(trained):
         assert rep['coin'] == c and rep['config']['models'] == ['naive', GLOBAL]
         g = rep['global']
         assert g['models'] == [GLOBAL] and g['coins'] == 3
+        assert rep['evaluation']['split'].startswith('walk-forward 1 fold,'), 'the registry compares it with like runs only'
         # one cut-off for every coin: no coin's training rows reach past another coin's test start
         assert rep['folds'][-1]['train'][1] == g['cutoff'] and rep['folds'][-1]['test'][0] == g['test_start']
         assert set(pd.DataFrame(rep['metrics'])['model']) == {'naive', GLOBAL}
