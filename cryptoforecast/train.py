@@ -486,7 +486,8 @@ def train_cli(argv: list[str]) -> int:
         if res['status'] == 'ok': print(f"{res['coin']}: plots in {res['plots']}\n{res['coin']}: report {res['report']}")
         elif res['status'] == 'skipped': print(f"{res['coin']}: skipped: {res['error']}", file=sys.stderr)
     summary = pd.DataFrame(rows)
-    print('\n' + summary.drop(columns=['report'], errors='ignore').to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    table = summary.drop(columns=['report'], errors='ignore').fillna({'error': ''})  # the ok rows have no error
+    print('\n' + table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     counts = summary['status'].value_counts()
     print(', '.join(f"{counts.get(s, 0)} {s}" for s in ('ok', 'skipped', 'failed')))
     if not a.no_mlflow:
