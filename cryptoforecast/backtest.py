@@ -25,8 +25,8 @@ from .calibration import calibrate_pooled
 
 # %% auto #0
 __all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'CALIBRATIONS', 'SUMMARY_COLUMNS', 'coin_folds',
-           'ensemble_members', 'fit_predict_coin', 'run_backtest', 'summarize', 'format_table', 'backtest_parser',
-           'backtest_cli']
+           'ensemble_members', 'fit_predict_coin', 'cutoff_key', 'group_by_cutoff', 'run_backtest', 'summarize',
+           'format_table', 'backtest_parser', 'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 model_factory = make_model  # a fresh forecaster by registered name (the registry lives in `06_forecaster`)
@@ -82,6 +82,17 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('
         out += [fitted[name].predict(f, part).assign(fold=f.k, part=part) for name in models for part in parts]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
+def cutoff_key(fold) -> tuple:
+    "What the folds a global model fits at once share: the last training origin and the first test origin."
+    return (fold.train[-1], fold.test[0])
+
+def group_by_cutoff(folds_by_coin: dict) -> dict:
+    "Every coin's folds grouped by `cutoff_key`, coins in sorted order: the folds one global fit takes together."
+    groups = defaultdict(list)
+    for c in sorted(folds_by_coin):
+        for f in folds_by_coin[c]: groups[cutoff_key(f)].append(f)
+    return dict(sorted(groups.items()))
+
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
                  min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
@@ -112,11 +123,9 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
         for c in tqdm([c for c in folds if c in coins], desc='coins', **bar):
             results[c] = fit_predict_coin(folds[c], per_coin, seed, model_kwargs, parts)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
-    groups = defaultdict(list)  # a global model fits every coin's fold of one cut-off at once
-    for c in sorted(folds):
-        for f in folds[c]: groups[(f.train[-1], f.test[0])].append(f)
+    groups = group_by_cutoff(folds)  # a global model fits every coin's fold of one cut-off at once
     for name in global_models:
-        for key, members in tqdm(sorted(groups.items()), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
+        for key, members in tqdm(groups.items(), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
             fit_on = [f for f in members if train_coins is None or f.coin in train_coins]
             targets = [f for f in members if f.coin in coins]
             if not fit_on:   # say so: a coin whose folds end where no training coin's do gets no global forecast

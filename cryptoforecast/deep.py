@@ -342,12 +342,23 @@ def load(cls: KerasForecaster, path) -> KerasForecaster:
     return self
 
 # %% ../nbs/11_deep.ipynb #16d662ac
+@patch
+def input_windows(self: KerasForecaster, fold, part: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    "The network's input windows `[n, lookback, features]` at the origins of `part`, and those origins (what SHAP, attention and MLflow feed it)."
+    X, _, origins = fold.windows(part, self.lookback)
+    return X, origins
+
+@patch
+def input_features(self: KerasForecaster, fold) -> list:
+    "The names of the network's input features, in order."
+    return list(fold.features)
+
 def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsamples: int = 20, seed: int = 0) -> list[Path]:
     "GradientExplainer on the median forecasts of a Keras forecaster: mean |SHAP| per feature and horizon (PNG + CSV)."
     import shap, keras, matplotlib
     matplotlib.use('Agg'); import matplotlib.pyplot as plt
     rng = np.random.default_rng(seed)
-    Xb = fold.windows('train', model.lookback)[0]; Xt = fold.windows('test', model.lookback)[0]
+    Xb = model.input_windows(fold, 'train')[0]; Xt = model.input_windows(fold, 'test')[0]
     Xb = Xb[np.sort(rng.choice(len(Xb), min(n_background, len(Xb)), replace=False))]
     Xt = Xt[np.sort(rng.choice(len(Xt), min(n, len(Xt)), replace=False))]
     mid = median_index(model.quantiles)
@@ -355,7 +366,7 @@ def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsample
     vals = shap.GradientExplainer(head, Xb).shap_values(Xt, nsamples=nsamples)  # [n, L, F, H]
     vals = np.asarray(vals)
     if vals.ndim == 4 and vals.shape[0] == len(model.horizons) and vals.shape[-1] != len(model.horizons): vals = np.moveaxis(vals, 0, -1)
-    imp = pd.DataFrame(np.abs(vals).mean(axis=(0, 1)), index=fold.features, columns=[f"h{h}" for h in model.horizons])
+    imp = pd.DataFrame(np.abs(vals).mean(axis=(0, 1)), index=model.input_features(fold), columns=[f"h{h}" for h in model.horizons])
     imp.to_csv(Path(out_dir)/f"shap_{model.name}.csv")
     top = imp.mean(axis=1).sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(8, 7))
@@ -374,4 +385,4 @@ def explain(self: KerasForecaster, fold, out_dir, seed: int = 0) -> list[Path]:
 def log_to_mlflow(self: KerasForecaster, fold) -> list:
     "The network in MLflow's keras flavour, with a signature from eight validation windows."
     from cryptoforecast.tracking import log_keras
-    return [log_keras(self.model, fold.windows('val', self.lookback)[0][:8], name=self.name)]
+    return [log_keras(self.model, self.input_windows(fold, 'val')[0][:8], name=self.name)]

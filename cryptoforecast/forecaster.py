@@ -88,6 +88,13 @@ class Forecaster:
         self.fold_meta_ = dict(coin=fold.coin, features=list(fold.features), scaler=fold.scaler, lookback=fold.lookback,
                                train=fold.train)
 
+    def for_coin(self, fold) -> Forecaster:
+        "A shallow copy that forecasts `fold`'s coin from a bare feature frame (`predict_frame`, `save`, the pyfunc): its fold meta."
+        import copy
+        out = copy.copy(self)
+        out._remember(fold)
+        return out
+
     def fit(self, fold) -> Forecaster:
         "Fit on the fold's training part; calibrate on its validation part."
         self._remember(fold)

@@ -108,11 +108,16 @@ class GlobalKeras:
         "The origins of `part` with a full `lookback`-day window behind them (no windows built to find them)."
         return window_positions(fold.frame, fold.origins(part), self.lookback)[1]
 
+    def input_windows(self, fold, part: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+        "The windows of `part` in the coin's own training units (its `CoinView`), and their origins: what the network reads."
+        pos, origins = window_positions(fold.frame, fold.origins(part), self.lookback)
+        return gather_windows(self._view(fold).rows(fold.frame), pos, self.lookback), origins
+
+    def input_features(self, fold) -> list: return list(self.features_)   # the features common to the coins it was fitted on
+
     def _predict(self, fold, part: str):
-        v = self._view(fold)
-        pos, _ = window_positions(fold.frame, self.origins(fold, part), self.lookback)
-        q = self.predict_quantiles(gather_windows(v.rows(fold.frame), pos, self.lookback)).astype('float64')
-        q = q * v.vol[None, :, None]
+        X, _ = self.input_windows(fold, part)
+        q = self.predict_quantiles(X).astype('float64') * self._view(fold).vol[None, :, None]
         return q[..., self.quantiles.index(0.5)], q
 
     def saved_state(self) -> dict: return dict(views=self.views_, features=self.features_)

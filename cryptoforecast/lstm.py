@@ -67,5 +67,5 @@ class LSTMForecaster(KerasForecaster):
 
     def attention(self, fold, part: str = 'test'):
         "Attention weights `[n, lookback]` over the windows of `part`, and their origins."
-        X, _, origins = fold.windows(part, self.lookback)
+        X, origins = self.input_windows(fold, part)
         return self.attention_weights(X), origins

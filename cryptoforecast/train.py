@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_train.ipynb #197fe0af
 from __future__ import annotations
-import json, os, shutil, socket, sys, tempfile, time, traceback, warnings
+import json, os, shutil, socket, sys, tempfile, time, traceback, uuid, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,34 +19,43 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
-from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE
+from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, coin_folds, cutoff_key, group_by_cutoff
 from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
-__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'fit_models', 'ensemble_summary',
-           'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage', 'fit_stage', 'evaluate_stage',
-           'write_stage', 'explain_stage', 'build_report', 'train_coin', 'track_run', 'train_parser',
-           'parse_train_args', 'train_cli']
+__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'model_kwargs',
+           'fit_models', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage',
+           'fit_stage', 'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'complete_run',
+           'train_coin', 'track_run', 'fit_global', 'attempt', 'train_global', 'train_parser', 'parse_train_args',
+           'summary_row', 'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
 ENSEMBLE = model_names(is_ensemble=True)[0]   # the model the ensemble stage stacks the others with
 DEFAULT_MODELS = ('naive', 'drift', 'lightgbm', 'lstm', 'transformer')
 
-def make_folds(frame: pd.DataFrame, cfg, walk_forward: bool = False, n_folds: int = 3, test_size: int = 120) -> list:
+FOLDS, TEST_SIZE = 3, 120  # a walk-forward run's folds and the test days of each (also the one fold of a global run)
+
+def make_folds(frame: pd.DataFrame, cfg, walk_forward: bool = False, n_folds: int = FOLDS, test_size: int = TEST_SIZE) -> list:
     "The chronological 70/15/15 fold, or `n_folds` walk-forward folds."
     if walk_forward: return walk_forward_split(frame, cfg, n_folds=n_folds, test_size=test_size, val_size=VAL_SIZE, min_train=MIN_TRAIN)
     return [chronological_split(frame, cfg)]
 
-def fit_models(folds, names, seed, params=None, epochs=None, progress=True) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
-    "Fit every model on every fold; returns the fitted models per fold and the val and test predictions of all folds."
+def model_kwargs(name: str, params=None, epochs=None) -> dict:
+    "The constructor arguments of model `name` in a run: its tuned parameters, and `epochs` for the sequence models."
+    kw = dict((params or {}).get(name, {}))
+    if model_entry(name).needs_windows and epochs: kw['epochs'] = epochs
+    return kw
+
+def fit_models(folds, names, seed, params=None, epochs=None, progress=True, prefit=None) -> tuple[list[dict], pd.DataFrame, pd.DataFrame]:
+    """Fit every model on every fold (a model in `prefit[i]`, already fitted for fold `i`, is taken as it is); returns the fitted
+    models per fold and the val and test predictions of all folds."""
     from tqdm.auto import tqdm
     fitted, val, test = [{} for _ in folds], [], []
+    prefit = prefit or [{} for _ in folds]
     jobs = [(i, f, n) for i, f in enumerate(folds) for n in names]
     for i, f, name in tqdm(jobs, desc='models', unit='model', disable=None if progress else True):
-        kw = dict((params or {}).get(name, {}))
-        if model_entry(name).needs_windows and epochs: kw['epochs'] = epochs
-        m = make_model(name, seed, **kw).fit(f)
+        m = prefit[i][name] if name in prefit[i] else make_model(name, seed, **model_kwargs(name, params, epochs)).fit(f)
         val.append(m.predict(f, 'val').assign(fold=f.k)); test.append(m.predict(f, 'test').assign(fold=f.k))
         fitted[i][name] = m
     return fitted, pd.concat(val, ignore_index=True), pd.concat(test, ignore_index=True)
@@ -80,7 +89,8 @@ def _data_summary(df: pd.DataFrame, frame: pd.DataFrame, universe: dict) -> dict
 
 def evaluation_settings(cfg, folds, data: dict, walk_forward: bool) -> dict:
     "What a run's validation score depends on besides its models; the registry promotes only between equal settings."
-    split = f"walk-forward {len(folds)} folds, val {VAL_SIZE} days, train >= {MIN_TRAIN} days" if walk_forward else 'chronological'
+    n = len(folds)
+    split = f"walk-forward {n} fold{'s' if n != 1 else ''}, val {VAL_SIZE} days, train >= {MIN_TRAIN} days" if walk_forward else 'chronological'
     return dict(horizons=','.join(map(str, cfg.horizons)), split=split, data_sha256=data.get('sha256'),
                 val_periods=';'.join(f"{f.val[0].date()}..{f.val[-1].date()}" for f in folds))
 
@@ -132,6 +142,8 @@ class TrainRun:
     explain: bool = True
     progress: bool = True
     register: bool = True
+    prefit: list = field(default_factory=list)        # per fold: models fitted before the run (a global fit over many coins)
+    global_fit: dict|None = None                      # where those came from: the global run, its models, coins and cut-off
     params: dict = field(default_factory=dict)        # tuned parameters per model
     tuning: dict = field(default_factory=dict)
     by_fold: list = field(default_factory=list)       # the fitted models of each fold
@@ -171,7 +183,7 @@ def tune_stage(r: TrainRun) -> None:
 
 def fit_stage(r: TrainRun) -> None:
     "Fit every model on every fold, then the ensemble on the members already fitted (nothing is trained twice)."
-    r.by_fold, r.val, r.test = fit_models(r.folds, r.names, r.seed, r.params, r.epochs, r.progress)
+    r.by_fold, r.val, r.test = fit_models(r.folds, r.names, r.seed, r.params, r.epochs, r.progress, r.prefit)
     if not r.ensemble: return
     val, test = [r.val], [r.test]
     for f, members in zip(r.folds, r.by_fold):
@@ -231,16 +243,67 @@ def build_report(r: TrainRun) -> dict:
                 config={**r.cfg.as_dict(), 'epochs': r.epochs, 'ensemble': r.ensemble, 'tune': r.tune, 'walk_forward': r.walk_forward,
                         'models': list(r.fitted)},
                 folds=[dict(k=f.k, train=span(f.train), val=span(f.val), test=span(f.test), features=len(f.features)) for f in r.folds],
-                data=data, evaluation=evaluation_settings(r.cfg, r.folds, data, r.walk_forward),
+                data=data, evaluation=evaluation_settings(r.cfg, r.folds, data, r.walk_forward or r.global_fit is not None),
                 metrics=json.loads(r.metrics.to_json(orient='records')),
                 uncertainty=json.loads(cov.to_json(orient='records')),
                 headline=dict(model=r.headline, rel_mae=r.rel_mae, val_rel_mae=r.val_rel_mae),
                 ensemble=ensemble_summary(r.metrics, r.fitted.get(ENSEMBLE)),
                 tuning=r.tuning, models=r.model_paths, plots=[r.final(p) for p in r.plots],
-                shap=[r.final(p) for p in r.shap_files], forecast=json.loads(r.forecast.to_json(orient='records', date_format='iso')))
+                shap=[r.final(p) for p in r.shap_files], forecast=json.loads(r.forecast.to_json(orient='records', date_format='iso')),
+                **({'global': r.global_fit} if r.global_fit else {}))
 
 # %% ../nbs/23_train.ipynb #711f0b4d
 STAGES = (tune_stage, fit_stage, evaluate_stage, write_stage, explain_stage)
+
+def _check_request(epochs, models) -> list:
+    "The models to fit besides the ensemble; `epochs` that is not a whole number of at least 1, or no such model, is a `UserError`."
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+        raise UserError(f"epochs must be a whole number of at least 1, got {epochs!r}")
+    names = [m for m in models if not model_entry(m).is_ensemble]
+    if not names: raise UserError(f"no model to train in {list(models)!r}: the ensemble needs members")
+    return names
+
+def _setup(seed: int, horizons, artifacts_dir, track: bool) -> tuple:
+    "The run's config and artifacts folder; with `track`, the MLflow store is opened now (a broken one is refused before any training)."
+    cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
+    art = Path(artifacts_dir or cfg.artifacts_dir).resolve()
+    if track:
+        from cryptoforecast.tracking import setup_mlflow
+        setup_mlflow(artifacts_dir=art)
+    return cfg, art
+
+def new_run(coin: str, cfg, universe: dict, frame: pd.DataFrame, folds: list, names, art: Path, **settings) -> TrainRun:
+    "A `TrainRun` of `coin` in a fresh hidden temporary folder under `art/coin` (what killed runs left there is removed first)."
+    coin_dir = art/coin
+    coin_dir.mkdir(parents=True, exist_ok=True)
+    sweep_partial_runs(coin_dir)
+    run = _run_name(coin_dir, settings.get('seed', 42))
+    # everything is written into a hidden temporary folder, renamed to the run's name at the very end
+    run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
+    return TrainRun(coin, run, cfg, universe, frame, folds, names, art, run_dir, coin_dir/run, **settings)
+
+def complete_run(r: TrainRun, t0: float) -> dict:
+    "Run the stages, the report and the tracking of `r` in its temporary folder, then rename it; on any failure the folder goes."
+    coin_dir = r.final_dir.parent
+    try:
+        from cryptoforecast.tracking import process_tags
+        write_json(r.run_dir/OWNER, process_tags())
+        for stage in STAGES: stage(r)
+        r.report = build_report(r)
+        if r.track: r.report['mlflow'] = track_run(r)
+        r.report['seconds'] = round(time.time() - t0, 1)
+        write_json(r.run_dir/'report.json', r.report)
+        (r.run_dir/OWNER).unlink()
+        os.chmod(r.run_dir, 0o777 & ~current_umask())  # mkdtemp makes the folder private; a finished run is read like any folder
+        os.rename(r.run_dir, r.final_dir)
+    except BaseException:
+        shutil.rmtree(r.run_dir, ignore_errors=True)
+        try: coin_dir.rmdir()  # only when empty: the coin's first run failed
+        except OSError: pass
+        raise
+    final_dir = r.final_dir
+    return dict(coin=r.coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
+                rel_mae=r.rel_mae, headline=r.headline, seconds=r.report['seconds'], mlflow=r.report.get('mlflow'))
 
 def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
@@ -248,49 +311,19 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
                register: bool = True) -> dict:
     "Run the whole pipeline for `coin`; returns a summary with the paths written and the headline relative MAE per horizon."
     t0 = time.time()
-    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
-        raise UserError(f"epochs must be a whole number of at least 1, got {epochs!r}")
-    names = [m for m in models if not model_entry(m).is_ensemble]
-    if not names: raise UserError(f"no model to train in {list(models)!r}: the ensemble needs members")
-    cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
-    art = Path(artifacts_dir or cfg.artifacts_dir).resolve()
+    names = _check_request(epochs, models)
+    cfg, art = _setup(seed, horizons, artifacts_dir, track)
     coin = coin.upper()
-    if track:  # a broken store is refused now, not after the training
-        from cryptoforecast.tracking import setup_mlflow
-        setup_mlflow(artifacts_dir=art)
     universe = universe if universe is not None else load_universe(data_dir)
     if coin not in universe: raise UserError(f"no data for {coin}")
     market = market_context(universe) if 'BTC' in universe else None  # no cross-asset features without BTC
     frame = build_features(universe[coin], market=market, horizons=cfg.horizons)
     folds = make_folds(frame, cfg, walk_forward)
-    coin_dir = art/coin
-    coin_dir.mkdir(parents=True, exist_ok=True)
-    sweep_partial_runs(coin_dir)
-    run = _run_name(coin_dir, seed)
-    # everything is written into a hidden temporary folder, renamed to the run's name at the very end
-    run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
-    r = TrainRun(coin, run, cfg, universe, frame, folds, names, art, run_dir, coin_dir/run, epochs=epochs, ensemble=ensemble,
-                 tune=tune, tune_trials=tune_trials, tune_models=tuple(tune_models), walk_forward=walk_forward, seed=seed,
-                 track=track, explain=explain, progress=progress, register=register)
-    try:
-        from cryptoforecast.tracking import process_tags
-        write_json(run_dir/OWNER, process_tags())
-        for stage in STAGES: stage(r)
-        r.report = build_report(r)
-        if track: r.report['mlflow'] = track_run(r)
-        r.report['seconds'] = round(time.time() - t0, 1)
-        write_json(run_dir/'report.json', r.report)
-        (run_dir/OWNER).unlink()
-        os.chmod(run_dir, 0o777 & ~current_umask())  # mkdtemp makes the folder private; a finished run is read like any folder
-        os.rename(run_dir, r.final_dir)
-    except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        try: coin_dir.rmdir()  # only when empty: the coin's first run failed
-        except OSError: pass
-        raise
-    final_dir = r.final_dir
-    return dict(coin=coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
-                rel_mae=r.rel_mae, headline=r.headline, seconds=r.report['seconds'], mlflow=r.report.get('mlflow'))
+    r = new_run(coin, cfg, universe, frame, folds, names, art, epochs=epochs, ensemble=ensemble, tune=tune, tune_trials=tune_trials,
+                tune_models=tuple(tune_models), walk_forward=walk_forward, seed=seed, track=track, explain=explain,
+                progress=progress, register=register)
+    return complete_run(r, t0)
+
 
 # %% ../nbs/23_train.ipynb #c617f7a0
 def track_run(r: TrainRun) -> dict:
@@ -302,7 +335,7 @@ def track_run(r: TrainRun) -> dict:
     plots_dir = run_dir/'plots'
     uri = tr.setup_mlflow(artifacts_dir=r.art)
     with mlflow.start_run(run_name=f"{coin}-{run}", tags=tr.process_tags()) as active:
-        mlflow.set_tags({'coin': coin, 'headline_model': headline})
+        mlflow.set_tags({'coin': coin, 'headline_model': headline, **({'global_run': r.global_fit['run']} if r.global_fit else {})})
         tr.log_config({**cfg.as_dict(), **{k: v for k, v in report['config'].items() if k not in cfg.as_dict()}})
         for n, m in fitted.items():
             if getattr(m, 'history', None): tr.log_history(m.history, n)
@@ -320,12 +353,81 @@ def track_run(r: TrainRun) -> dict:
     return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=active.info.run_id, registered=bool(register),
                 **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
 
+# %% ../nbs/23_train.ipynb #78192253
+def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True) -> tuple[dict, dict, dict]:
+    """Fit each global model among `names` once per cut-off, on every coin's fold of that cut-off. Returns per coin the list (per
+    fold) of `{model: its copy for the coin}`, the fit of the coin's last fold (models, coins, cut-off) and `{coin: error}` for
+    the coins of a fit that failed."""
+    from tqdm.auto import tqdm
+    global_names = [n for n in names if model_entry(n).is_global]
+    groups = group_by_cutoff(folds_by_coin)
+    prefit = {c: [{} for _ in fs] for c, fs in folds_by_coin.items()}
+    failed = {}
+    jobs = [(n, key, members) for n in global_names for key, members in groups.items()]
+    for name, key, members in tqdm(jobs, desc='global fits', unit='fit', disable=None if progress else True):
+        try: m = make_model(name, seed, **model_kwargs(name, params, epochs)).fit_many(members)
+        except Exception as e:
+            for f in members: failed.setdefault(f.coin, f"{name} at cut-off {key[0].date()}: {type(e).__name__}: {e}")
+            continue
+        for f in members: prefit[f.coin][f.k][name] = m.for_coin(f)
+    fits = {}
+    for c, fs in folds_by_coin.items():
+        cut, test_start = cutoff_key(fs[-1])
+        fits[c] = dict(models=global_names, coins=len(groups[(cut, test_start)]), cutoff=str(cut.date()), test_start=str(test_start.date()))
+    return prefit, fits, failed
+
+# %% ../nbs/23_train.ipynb #e0280e5c
+def attempt(coin: str, fn) -> dict:
+    """`fn()`, the summary of `coin`'s run; if it raises, a failed summary with the error, which is also printed (with
+    `CRYPTOFORECAST_DEBUG` set, its traceback too): one coin's failure never stops the others."""
+    t0 = time.time()
+    try: return fn()
+    except Exception as e:
+        print(f"{coin}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get('CRYPTOFORECAST_DEBUG'): traceback.print_exc()
+        return dict(coin=coin, status='failed', seconds=round(time.time() - t0, 1), error=f"{type(e).__name__}: {e}")
+
+# %% ../nbs/23_train.ipynb #c5c59c9b
+def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
+                 tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
+                 track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
+                 register: bool = True):
+    """Train `coins` with the global models among `models` fitted once per cut-off for all of them, then every coin through the
+    stages of `train_coin`; yields each coin's summary as it is done (`status` ok, skipped or failed)."""
+    names = _check_request(epochs, models)
+    cfg, art = _setup(seed, horizons, artifacts_dir, track)
+    coins = [c.upper() for c in coins]
+    universe = universe if universe is not None else load_universe(data_dir, require=coins)
+    missing = [c for c in coins if c not in universe]
+    if missing: raise UserError(f"no data for {', '.join(missing)}")
+    folds, skipped = coin_folds(universe, coins, cfg, FOLDS if walk_forward else 1, TEST_SIZE, progress, val_size=VAL_SIZE,
+                                min_train=MIN_TRAIN)
+    for c in coins:
+        if c in skipped: yield dict(coin=c, status='skipped', seconds=0.0, error=skipped[c])
+    prefit, fits, failed = fit_global(folds, names, seed, epochs=epochs, progress=progress)
+    global_run = f"global-{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}-{uuid.uuid4().hex[:6]}"  # the MLflow tag all its runs share
+    settings = dict(epochs=epochs, ensemble=ensemble, tune=tune, tune_trials=tune_trials, tune_models=tuple(tune_models),
+                    walk_forward=walk_forward, seed=seed, track=track, explain=explain, progress=progress, register=register)
+    from tqdm.auto import tqdm
+    for c in tqdm([c for c in coins if c in folds], desc='coins', unit='coin', disable=None if progress else True):
+        if c in failed:
+            print(f"{c}: failed: {failed[c]}", file=sys.stderr)
+            yield dict(coin=c, status='failed', seconds=0.0, error=failed[c])
+            continue
+        def run_coin(c=c):
+            r = new_run(c, cfg, universe, folds[c][0].frame, folds[c], names, art, prefit=prefit[c],
+                        global_fit={'run': global_run, **fits[c]}, **settings)
+            return complete_run(r, time.time())
+        yield attempt(c, run_coin)
+
 # %% ../nbs/23_train.ipynb #f0d7f5ef
 def train_parser() -> ArgParser:
     "The arguments of `cryptoforecast train`, each checked as it is parsed."
     from cryptoforecast.tuning import SEARCH_SPACES
     p = ArgParser(prog='cryptoforecast train', description='Train, evaluate, track and report per coin.')
-    p.add_argument('--crypto', required=True, type=coins, help='comma-separated tickers, e.g. BTC,ETH')
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--crypto', type=coins, help='comma-separated tickers, e.g. BTC,ETH')
+    which.add_argument('--all', action='store_true', help='every coin in the data folder')
     p.add_argument('--epochs', type=positive_int, default=20, help='epochs for the deep models (default 20)')
     p.add_argument('--no-ensemble', action='store_true', help='skip the ensemble')
     p.add_argument('--tune', action='store_true', help='tune hyper-parameters with Optuna first')
@@ -355,6 +457,12 @@ def parse_train_args(argv: list[str]):
     return a
 
 # %% ../nbs/23_train.ipynb #8101b4f1
+def summary_row(res: dict) -> dict:
+    "A coin's row of the summary table from its run's summary (or its failure or skip)."
+    if res['status'] != 'ok': return dict(coin=res['coin'], status=res['status'], seconds=round(res['seconds']), error=res['error'])
+    return dict(coin=res['coin'], status='ok', seconds=round(res['seconds']), model=res['headline'],
+                **{f"rel_mae_{h}d": v for h, v in res['rel_mae'].items()}, report=res['report'])
+
 def train_cli(argv: list[str]) -> int:
     "`cryptoforecast train ...`"
     a = parse_train_args(argv)
@@ -363,28 +471,30 @@ def train_cli(argv: list[str]) -> int:
         from cryptoforecast.tracking import setup_mlflow
         setup_mlflow(artifacts_dir=art)
     sources = dict(a.source or [])
-    universe = load_universe(a.data_dir, sources=sources, require=a.crypto)  # a missing or conflicting coin: one line, now
-    from tqdm.auto import tqdm
+    universe = load_universe(a.data_dir, sources=sources, require=a.crypto or ())  # a missing or conflicting coin: one line, now
+    todo = a.crypto or sorted(universe)
+    kw = dict(epochs=a.epochs, ensemble=not a.no_ensemble, tune=a.tune, tune_trials=a.tune_trials, tune_models=a.tune_models,
+              walk_forward=a.walk_forward, seed=a.seed, artifacts_dir=art, universe=universe, models=a.models,
+              track=not a.no_mlflow, register=not a.no_register)
+    if any(model_entry(m).is_global for m in a.models): results = train_global(todo, **kw)
+    else:
+        from tqdm.auto import tqdm
+        results = (attempt(c, lambda c=c: train_coin(c, **kw)) for c in tqdm(todo, desc='coins', unit='coin', disable=None))
     rows = []
-    for coin in tqdm(a.crypto, desc='coins', unit='coin', disable=None):
-        t0 = time.time()
-        try:
-            r = train_coin(coin, epochs=a.epochs, ensemble=not a.no_ensemble, tune=a.tune, tune_trials=a.tune_trials,
-                           tune_models=a.tune_models, walk_forward=a.walk_forward, seed=a.seed, artifacts_dir=art,
-                           universe=universe, models=a.models, track=not a.no_mlflow, register=not a.no_register)
-            rows.append(dict(coin=coin, status='ok', seconds=round(time.time() - t0), model=r['headline'],
-                             **{f"rel_mae_{h}d": v for h, v in r['rel_mae'].items()}, report=r['report']))
-            print(f"{coin}: plots in {r['plots']}\n{coin}: report {r['report']}")
-        except Exception as e:
-            rows.append(dict(coin=coin, status='failed', seconds=round(time.time() - t0), error=f"{type(e).__name__}: {e}"))
-            print(f"{coin}: failed: {type(e).__name__}: {e}", file=sys.stderr)
-            if os.environ.get('CRYPTOFORECAST_DEBUG'): traceback.print_exc()
+    for res in results:
+        rows.append(summary_row(res))
+        if res['status'] == 'ok': print(f"{res['coin']}: plots in {res['plots']}\n{res['coin']}: report {res['report']}")
+        elif res['status'] == 'skipped': print(f"{res['coin']}: skipped: {res['error']}", file=sys.stderr)
     summary = pd.DataFrame(rows)
-    print('\n' + summary.drop(columns=['report'], errors='ignore').to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    table = summary.drop(columns=['report'], errors='ignore').fillna({'error': ''})  # the ok rows have no error
+    print('\n' + table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    counts = summary['status'].value_counts()
+    print(', '.join(f"{counts.get(s, 0)} {s}" for s in ('ok', 'skipped', 'failed')))
     if not a.no_mlflow:
         from cryptoforecast.tracking import tracking_location, registry_location
         uri, registry = tracking_location(art)[0], registry_location(art)
         reg = f" --registry-store-uri {registry}" if registry != uri else ''
         print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}{reg} --host 127.0.0.1 --port 5000"
               "  (then open http://127.0.0.1:5000)")
-    return 1 if (summary['status'] != 'ok').any() else 0
+    return 1 if (summary['status'] == 'failed').any() or not counts.get('ok') else 0
+
