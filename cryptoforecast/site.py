@@ -152,7 +152,7 @@ close) on data the model never saw: below 1 beats the naive forecast.</p>
 </body></html>
 """
 
-# %% ../nbs/31_site.ipynb #33311bd3
+# %% ../nbs/31_site.ipynb #2c16f4de
 MONITOR_COLUMNS = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'pinball_ratio', 'cov80', 'cov80_lo',
                    'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'vol_ratio', 'alerts']
 
