@@ -3,7 +3,8 @@
 One small model (naive, drift, LightGBM; no ensemble, no SHAP) is trained once per module on BTC's data up to CUT, into a
 temporary artifacts folder with its own MLflow store; tests that write the registry or the store work on copies of it.
 """
-import json, os, shutil, signal, subprocess, sys, time, warnings
+import json, multiprocessing, os, shutil, signal, subprocess, sys, time, warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -163,12 +164,22 @@ def trained_june(tmp_path_factory, small_universe):
     return art
 
 
+def _replay_into(art: Path, universe: dict) -> pd.DataFrame:
+    "The 180-day replay into `art`, in a process of its own (the plain and the planted replays run side by side)."
+    from cryptoforecast import live
+    _clear_mlflow_env()   # the parent's store is in the inherited environment; `replay` opens `art`'s
+    return live.replay(COIN, START, LONG, universe, art)
+
+
 def test_replay_180_days_flags_a_planted_volatility_drift_and_not_the_real_data(trained_june, small_universe, tmp_path):
     from cryptoforecast import live
     first = live.as_of_day(START)
     planted_on = first + pd.Timedelta(days=PLANT_AFTER)
-    a = clone(trained_june, tmp_path / 'plain')
-    plain = live.replay(COIN, START, LONG, small_universe, a)
+    wild = {**small_universe, COIN: live.plant_volatility(small_universe[COIN], planted_on, 3)}   # BTC's volatility x 3
+    a, b = clone(trained_june, tmp_path / 'plain'), clone(trained_june, tmp_path / 'planted')
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as pool:
+        plain, planted = [job.result() for job in [pool.submit(_replay_into, a, small_universe), pool.submit(_replay_into, b, wild)]]
+    _use(a)
     stored = live.read_forecasts(live.store_path(a))
     # every day's forecasts stored exactly once: two aliases x three horizons
     assert plain['inserted'].tolist() == [6] * LONG
@@ -187,9 +198,6 @@ def test_replay_180_days_flags_a_planted_volatility_drift_and_not_the_real_data(
     assert 0 < row['cov80_lo'] < row['exp_cov80'] < row['cov80_hi'] <= 1 and 0 < row['vol_ratio'] < 1
     assert np.isfinite(row['psi']) == bool(live.top_features(live.load_version(COIN, 1)))   # baselines use no features
     # the same half-year with BTC's volatility tripled from the 60th day on
-    wild = {**small_universe, COIN: live.plant_volatility(small_universe[COIN], planted_on, 3)}
-    b = clone(trained_june, tmp_path / 'planted')
-    planted = live.replay(COIN, START, LONG, wild, b)
     flagged = planted[planted['alerts'] != '']
     assert len(flagged) and flagged['day'].min() >= planted_on, flagged.head()
     assert (flagged['day'].min() - planted_on).days <= FLAG_WITHIN, flagged.head()
