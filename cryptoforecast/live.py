@@ -372,9 +372,11 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
             row[f'{c}_lo'], row[f'{c}_hi'] = coverage_band(exp[c], max(1, len(g) // int(h)), th['band'])
         if (coin, version) not in drift:   # once per version, not per horizon
             fc = load_version(coin, version)
-            key = (coin, day, tuple(fc.horizons))
-            if top_features(fc) and key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
-            features = feature_drift(fc, frames[key]) if top_features(fc) else (np.nan, np.nan, None)
+            features = (np.nan, np.nan, None)   # the baselines rank no feature: no frame to build
+            if top_features(fc):
+                key = (coin, day, tuple(fc.horizons))
+                if key not in frames: frames[key] = feature_frame_as_of(coin, cut, None, fc.horizons)
+                features = feature_drift(fc, frames[key])
             drift[(coin, version)] = (*features, *volatility_drift(cut[coin]['close'], _data_last(run_id)))
         row['psi'], row['psi_ratio'], row['psi_feature'], row['vol'], row['vol_ratio'] = drift[(coin, version)]
         row['alerts'] = ','.join(_alerts(row, th))
