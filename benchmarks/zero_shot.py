@@ -8,7 +8,7 @@ ratio to the random walk, coverage) of the left-out coins and of the coins in tr
 price of never having seen a coin. Per-coin models and the peers are fitted on each coin itself, so they are the same
 in both groups; they are there as the yardstick.
 """
-import argparse, sys, time, warnings
+import argparse, resource, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.forecaster import model_entry, model_names
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,6 +28,7 @@ def main():
     ap.add_argument('--left-out', type=float, default=0.2, help='share of coins left out of the global models (default 0.2)')
     ap.add_argument('--seed', type=int, default=42)
     ap.add_argument('--jobs', type=int, default=2)
+    ap.add_argument('--epochs', type=int, default=5, help='epochs of the deep models (default 5)')
     ap.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE')
     ap.add_argument('--out', default='benchmarks/out/zero_shot_predictions.parquet')
     a = ap.parse_args()
@@ -41,14 +43,21 @@ def main():
     left = sorted(rng.choice(coins, max(1, round(a.left_out * len(coins))), replace=False).tolist())
     train = [c for c in coins if c not in left]
     print(f"{len(coins)} coins; left out of the global models' training ({len(left)}): {', '.join(left)}", flush=True)
-    preds, skipped = run_backtest(coins, a.models.split(','), seed=a.seed, jobs=a.jobs, universe=universe, train_coins=train,
-                                  progress=False)
+    models = a.models.split(',')
+    deep = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True)}
+    kw = {**deep, **{e: {'member_kwargs': deep} for e in models if model_entry(e).is_ensemble}}
+    timings = {}
+    preds, skipped = run_backtest(coins, models, seed=a.seed, jobs=a.jobs, universe=universe, train_coins=train,
+                                  progress=False, model_kwargs=kw, timings=timings)
     for what, why in skipped.items(): print(f"skipped {what}: {why}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(a.out)
     for label, group in (('left out (never seen by the global models)', left), ('in training', train)):
         print(f"\n{label}: {len(group)} coins")
         print(format_table(skill_summary(preds[preds['coin'].isin(group)]), SKILL_COLUMNS))
-    print(f"\nwall time {(time.time() - t0) / 60:.1f} min")
+    print('\nwall time per stage: ' + ', '.join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
+    mib = lambda who: resource.getrusage(who).ru_maxrss / 1024
+    print(f"peak RSS: this process {mib(resource.RUSAGE_SELF):.0f} MiB, largest worker {mib(resource.RUSAGE_CHILDREN):.0f} MiB")
+    print(f"wall time {(time.time() - t0) / 60:.1f} min")
 
 if __name__ == '__main__': main()

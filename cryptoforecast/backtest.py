@@ -24,9 +24,9 @@ from .forecaster import make_model, model_class, model_entry, model_names
 from .calibration import calibrate_pooled
 
 # %% auto #0
-__all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'CALIBRATIONS', 'SUMMARY_COLUMNS', 'coin_folds',
-           'ensemble_members', 'fit_predict_coin', 'cutoff_key', 'group_by_cutoff', 'run_backtest', 'summarize',
-           'format_table', 'backtest_parser', 'backtest_cli']
+__all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'CALIBRATIONS', 'MIN_FIT_COINS', 'MAX_STALE',
+           'SUMMARY_COLUMNS', 'coin_folds', 'ensemble_members', 'fit_predict_coin', 'cutoff_key', 'group_by_cutoff',
+           'global_fits', 'run_backtest', 'summarize', 'format_table', 'backtest_parser', 'backtest_cli']
 
 # %% ../nbs/08_backtest.ipynb #b94b138f
 model_factory = make_model  # a fresh forecaster by registered name (the registry lives in `06_forecaster`)
@@ -93,11 +93,34 @@ def group_by_cutoff(folds_by_coin: dict) -> dict:
         for f in folds_by_coin[c]: groups[cutoff_key(f)].append(f)
     return dict(sorted(groups.items()))
 
+MIN_FIT_COINS, MAX_STALE = 5, 146   # a cut-off of fewer coins borrows the latest larger fit, at most this many days older
+
+def global_fits(folds_by_coin: dict, min_coins: int = MIN_FIT_COINS, max_stale: int = MAX_STALE) -> dict:
+    """The global fits of a walk-forward, `{cut-off key: (folds fitted on, folds forecast)}`. A cut-off shared by `min_coins`
+    coins or more gets its own fit. A fold of a rarer cut-off is forecast by the latest such fit whose test part starts no
+    later than the fold's and at most `max_stale` days before it (all that fit learnt was known before the fold's first
+    test origin) and which has no fold of the same coin; else it is fitted with the other folds of its cut-off."""
+    groups = group_by_cutoff(folds_by_coin)
+    out = {k: (list(v), list(v)) for k, v in groups.items() if len(v) >= min_coins}
+    anchors = sorted(out, key=lambda k: k[1])
+    for key, members in groups.items():
+        if key in out: continue
+        own = []
+        for f in members:
+            a = next((k for k in reversed(anchors) if k[1] <= f.test[0]), None)
+            if a is not None and (f.test[0] - a[1]).days <= max_stale and f.coin not in {g.coin for g in out[a][1]}:
+                out[a][1].append(f)
+            else: own.append(f)
+        if own: out[key] = (own, own)
+    return dict(sorted(out.items()))
+
 def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
                  min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
-                 calibration: str = 'pooled', train_coins=None) -> tuple[pd.DataFrame, dict]:
-    "The predictions frame of every model on the test parts of every coin's walk-forward folds (point models calibrated `calibration`)."
+                 calibration: str = 'pooled', train_coins=None, timings: dict|None = None) -> tuple[pd.DataFrame, dict]:
+    """The predictions frame of every model on the test parts of every coin's walk-forward folds (point models calibrated
+    `calibration`); `timings`, a dict, receives the wall seconds of the per-coin models and of each global model."""
+    timings = {} if timings is None else timings
     if calibration not in CALIBRATIONS: raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     pooled = calibration == 'pooled'
     parts = ('val', 'test') if pooled else ('test',)
@@ -114,6 +137,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)
     results = {}
+    t0 = time.perf_counter()
     if per_coin and jobs > 1:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(jobs) as ex:
@@ -123,19 +147,25 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
         for c in tqdm([c for c in folds if c in coins], desc='coins', **bar):
             results[c] = fit_predict_coin(folds[c], per_coin, seed, model_kwargs, parts)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
-    groups = group_by_cutoff(folds)  # a global model fits every coin's fold of one cut-off at once
-    for name in global_models:
-        for key, members in tqdm(groups.items(), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
-            fit_on = [f for f in members if train_coins is None or f.coin in train_coins]
-            targets = [f for f in members if f.coin in coins]
+    if per_coin: timings['per-coin models'] = time.perf_counter() - t0
+    fits = global_fits(folds)  # a global model fits the folds of one cut-off at once; rare cut-offs borrow a larger fit
+    fitted = {}                # (model, cut-off) -> fitted: an ensemble reuses its global members (listed last, it finds them)
+    for name in sorted(global_models, key=lambda m: model_entry(m).is_ensemble):
+        t0 = time.perf_counter()
+        for key, (fit_folds, served) in tqdm(fits.items(), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
+            fit_on = [f for f in fit_folds if train_coins is None or f.coin in train_coins]
+            targets = [f for f in served if f.coin in coins]
             if not fit_on:   # say so: a coin whose folds end where no training coin's do gets no global forecast
                 for f in targets: skipped[f"{f.coin} ({name}, fold {f.k})"] = f"no training coin has a fold cut at {key[0].date()}"
             if not fit_on or not targets: continue
-            m = make_model(name, seed, **(model_kwargs or {}).get(name, {})).fit_many(fit_on)
+            m = make_model(name, seed, **(model_kwargs or {}).get(name, {}))
+            reuse = {n: fitted[n, key] for n in global_models if (n, key) in fitted} if model_entry(name).is_ensemble else None
+            fitted[name, key] = m = m.fit_many(fit_on, fitted=reuse) if reuse is not None else m.fit_many(fit_on)
             seen = {f.coin for f in fit_on}
             for f in targets:
-                if f.coin not in seen: m.adopt(f)   # zero-shot: never trained on this coin
+                if f.coin not in seen: m.adopt(f)   # zero-shot: never trained on this coin (or borrowed a fit without it)
                 preds += [m.predict(f, part).assign(fold=f.k, part=part, zero_shot=f.coin not in seen) for part in parts]
+        timings[name] = time.perf_counter() - t0
     out = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     if out.empty: return out, skipped
     out['zero_shot'] = out['zero_shot'].eq(True) if 'zero_shot' in out else False

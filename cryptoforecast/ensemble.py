@@ -16,7 +16,7 @@ from .volatility import fold_volatility
 # %% auto #0
 __all__ = ['VOL_REGIMES', 'TREND_REGIMES', 'log_returns', 'volatility_percentile', 'vol_regime', 'fit_markov_volatility',
            'filtered_turbulence', 'RegimeDetector', 'simplex_mae_weights', 'shrink_weights', 'prior_weights',
-           'regime_weights', 'realised', 'online_weights', 'EnsembleForecaster']
+           'regime_weights', 'realised', 'online_weights', 'EnsembleForecaster', 'GlobalEnsemble']
 
 # %% ../nbs/14_ensemble.ipynb #cde5927d
 VOL_REGIMES = ('low', 'mid', 'high')
@@ -247,3 +247,59 @@ class EnsembleForecaster(Forecaster):
         "The fitted stacking weights: one row per horizon × regime ('pooled' for all), one column per member."
         rows = {(h, 'pooled' if k is None else k): w for h, meta in self.meta_.items() for k, w in meta.items()}
         return pd.DataFrame(rows.values(), index=pd.MultiIndex.from_tuples(rows, names=['horizon', 'regime']), columns=list(self.members))
+
+# %% ../nbs/14_ensemble.ipynb #0fcb4928
+class GlobalEnsemble(EnsembleForecaster):
+    "The ensemble across coins: global members fitted once, the others per coin, stacking weights on every coin's validation part pooled."
+    name, is_global = 'ensemble_global', True
+
+    def __init__(self, members=('naive', 'drift', 'lightgbm_global', 'lstm_global', 'transformer_global'), **kwargs):
+        super().__init__(members=members, **kwargs)
+        self.coins_, self.shared_ = {}, {}
+
+    def _use(self, fold) -> None:
+        "Point the per-coin state (members, regimes, validation history) at `fold`'s coin."
+        if fold.coin not in self.coins_: raise ValueError(f"{self.name} has not seen {fold.coin}: `adopt` its fold first")
+        self.members_, self.regimes_, self.history_ = self.coins_[fold.coin]
+
+    def _join(self, fold) -> tuple:
+        "Fit the coin's own members and regimes on `fold`; its validation member means, outcomes (volatility units) and regimes."
+        from cryptoforecast.forecaster import make_model
+        self.members_ = [self.shared_[n] if n in self.shared_ else make_model(n, self.seed, **self.member_kwargs.get(n, {})).fit(fold)
+                         for n in self.members]
+        self.regimes_ = RegimeDetector(markov=self.markov).fit(fold.frame['close'], until=fold.train[-1])
+        origins = fold.val
+        mean, y = self._outputs(fold, 'val'), fold_actuals(fold, origins, self.horizons)
+        self.history_ = dict(origins=origins, mean=mean, y=y)
+        self.coins_[fold.coin] = self.members_, self.regimes_, self.history_
+        self.volatility_[fold.coin] = fold_volatility(fold)
+        sigma = self.sigma(fold, origins)
+        return mean / sigma[..., None], y / sigma, self._labels(fold, origins)
+
+    def fit_many(self, folds, fitted: dict|None = None) -> GlobalEnsemble:
+        "Fit on one fold per coin (the same cut-off); `fitted` maps member names to global members already fitted on `folds`."
+        from cryptoforecast.forecaster import make_model, model_entry
+        folds, fitted = list(folds), fitted or {}
+        self._remember(folds[0])
+        if len(folds) > 1: self.fold_meta_ = None   # a bare feature frame does not say its coin
+        self.shared_ = {n: fitted[n] if n in fitted else make_model(n, self.seed, **self.member_kwargs.get(n, {})).fit_many(folds)
+                        for n in self.members if model_entry(n).is_global}
+        self.coins_ = {}
+        P, Y, L = zip(*[self._join(f) for f in folds])
+        P, Y, L = np.concatenate(P), np.concatenate(Y), np.concatenate(L)
+        prior = prior_weights(self.members, self.rw_weight)
+        self.meta_ = {h: regime_weights(P[:, j], Y[:, j], L, h, prior, self.kappa) for j, h in enumerate(self.horizons)}
+        for f in folds: self.calibrate(f)
+        return self
+
+    def fit(self, fold): return self.fit_many([fold])
+
+    def adopt(self, fold) -> GlobalEnsemble:
+        "Ready to forecast a coin none of it was fitted on: global members adopt it, its own members are fitted; the weights stay."
+        for m in self.shared_.values(): m.adopt(fold)
+        self._join(fold)
+        return self.calibrate(fold)
+
+    def _predict(self, fold, part):
+        self._use(fold)
+        return super()._predict(fold, part)

@@ -276,4 +276,5 @@ register_model('lstm', 'cryptoforecast.lstm:LSTMForecaster', needs_windows=True)
 register_model('transformer', 'cryptoforecast.transformer:TransformerForecaster', needs_windows=True)
 register_model('lstm_global', 'cryptoforecast.global_deep:GlobalLSTM', needs_windows=True, is_global=True)
 register_model('transformer_global', 'cryptoforecast.global_deep:GlobalTransformer', needs_windows=True, is_global=True)
-register_model('ensemble', 'cryptoforecast.ensemble:EnsembleForecaster', is_ensemble=True);
+register_model('ensemble', 'cryptoforecast.ensemble:EnsembleForecaster', is_ensemble=True)
+register_model('ensemble_global', 'cryptoforecast.ensemble:GlobalEnsemble', is_global=True, is_ensemble=True);

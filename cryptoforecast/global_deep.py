@@ -32,12 +32,13 @@ def gather_windows(S: np.ndarray, ends: np.ndarray, lookback: int) -> np.ndarray
     return S[idx] if len(idx) else np.zeros((0, lookback, S.shape[1]), 'float32')
 
 def window_dataset(S: np.ndarray, ends: np.ndarray, Y: np.ndarray, lookback: int, batch_size: int,
-                   shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
-    "A batched `tf.data` pipeline of `(window, target)` pairs gathered from `S`, reshuffled each epoch when `shuffle`."
+                   shuffle: bool = False, seed: int = 0, per_epoch: int|None = None) -> tf.data.Dataset:
+    "A batched `tf.data` pipeline of `(window, target)` pairs gathered from `S`, reshuffled each epoch when `shuffle`; `per_epoch` windows each pass."
     rows = tf.constant(S)
     offsets = tf.range(-lookback + 1, 1, dtype=tf.int64)
     ds = tf.data.Dataset.from_tensor_slices((np.asarray(ends, 'int64'), np.asarray(Y, 'float32')))
     if shuffle: ds = ds.shuffle(len(ends), seed=seed, reshuffle_each_iteration=True)
+    if per_epoch: ds = ds.take(per_epoch)   # after a reshuffle: a fresh sample each epoch
     gather = lambda e, y: (tf.gather(rows, e[:, None] + offsets[None]), y)
     return ds.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
@@ -46,9 +47,9 @@ class GlobalKeras:
     "Mixin: one network for many coins, inputs and targets in each coin's own training units."
     is_global = True
 
-    def __init__(self, n_features: int = 40, max_windows: int = 200_000, **kwargs):
+    def __init__(self, n_features: int = 40, windows_per_epoch: int = 8192, **kwargs):
         super().__init__(**kwargs)
-        self.n_features_common, self.max_windows = int(n_features), int(max_windows)
+        self.n_features_common, self.windows_per_epoch = int(n_features), int(windows_per_epoch)
         self.views_ = {}
 
     def _view(self, fold) -> CoinView:
@@ -80,16 +81,14 @@ class GlobalKeras:
         seed_everything(self.seed)
         S, ends, Y = self._stack(folds, 'train')
         if len(ends) == 0: raise ValueError(f"{self.name}: no training windows with known targets (lookback {self.lookback})")
-        if len(ends) > self.max_windows:
-            keep = np.sort(np.random.default_rng(self.seed).choice(len(ends), self.max_windows, replace=False))
-            ends, Y = ends[keep], Y[keep]
+        per_epoch = min(len(ends), self.windows_per_epoch)
         Sv, ends_v, Yv = self._stack(folds, 'val')
         self.n_features, self.y_scale = len(self.features_), np.ones(len(self.horizons), 'float32')
         mixed = has_gpu() if self.mixed_precision == 'auto' else bool(self.mixed_precision)
         with precision_policy(mixed): self.model = self.build_model((self.lookback, self.n_features), len(self.horizons))
-        callbacks = _compile(self, self.model, int(np.ceil(len(ends) / self.batch_size)), has_val=len(ends_v) > 0)
+        callbacks = _compile(self, self.model, int(np.ceil(per_epoch / self.batch_size)), has_val=len(ends_v) > 0)
         log = _EpochLog()
-        train = window_dataset(S, ends, Y, self.lookback, self.batch_size, shuffle=True, seed=self.seed)
+        train = window_dataset(S, ends, Y, self.lookback, self.batch_size, shuffle=True, seed=self.seed, per_epoch=per_epoch)
         val = window_dataset(Sv, ends_v, Yv, self.lookback, self.batch_size) if len(ends_v) else None
         self.model.fit(train, validation_data=val, epochs=self.epochs, callbacks=callbacks + [log], shuffle=False,
                        verbose=self.verbose)

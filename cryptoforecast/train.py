@@ -19,7 +19,7 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
-from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, coin_folds, cutoff_key, group_by_cutoff
+from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, coin_folds, global_fits
 from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
@@ -360,20 +360,26 @@ def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, 
     the coins of a fit that failed."""
     from tqdm.auto import tqdm
     global_names = [n for n in names if model_entry(n).is_global]
-    groups = group_by_cutoff(folds_by_coin)
+    groups = global_fits(folds_by_coin)   # a coin of a rare cut-off borrows the latest large fit (adopted, never trained on)
     prefit = {c: [{} for _ in fs] for c, fs in folds_by_coin.items()}
-    failed = {}
+    failed, fit_of = {}, {}
     jobs = [(n, key, members) for n in global_names for key, members in groups.items()]
-    for name, key, members in tqdm(jobs, desc='global fits', unit='fit', disable=None if progress else True):
-        try: m = make_model(name, seed, **model_kwargs(name, params, epochs)).fit_many(members)
+    for name, key, (fit_on, served) in tqdm(jobs, desc='global fits', unit='fit', disable=None if progress else True):
+        try:
+            m = make_model(name, seed, **model_kwargs(name, params, epochs)).fit_many(fit_on)
+            for f in served[len(fit_on):]: m.adopt(f)
         except Exception as e:
-            for f in members: failed.setdefault(f.coin, f"{name} at cut-off {key[0].date()}: {type(e).__name__}: {e}")
+            for f in served: failed.setdefault(f.coin, f"{name} at cut-off {key[0].date()}: {type(e).__name__}: {e}")
             continue
-        for f in members: prefit[f.coin][f.k][name] = m.for_coin(f)
+        for i, f in enumerate(served):
+            prefit[f.coin][f.k][name] = m.for_coin(f)
+            fit_of[f.coin, f.k] = key, len(fit_on), i >= len(fit_on)
     fits = {}
     for c, fs in folds_by_coin.items():
-        cut, test_start = cutoff_key(fs[-1])
-        fits[c] = dict(models=global_names, coins=len(groups[(cut, test_start)]), cutoff=str(cut.date()), test_start=str(test_start.date()))
+        if (c, fs[-1].k) not in fit_of: continue   # its fit failed
+        (cut, _), n, borrowed = fit_of[c, fs[-1].k]
+        fits[c] = dict(models=global_names, coins=n, cutoff=str(cut.date()), test_start=str(fs[-1].test[0].date()),
+                       zero_shot=borrowed)
     return prefit, fits, failed
 
 # %% ../nbs/23_train.ipynb #e0280e5c

@@ -110,3 +110,41 @@ def test_zero_shot_global_model_never_trains_on_the_left_out_coin(universe):
     # and training on LTC too does change them (the check can fail)
     seen, _ = run_backtest(['BTC', 'ETH'], ('naive', 'lightgbm_global'), universe=universe, train_coins=train + ['LTC'], **kw)
     assert not np.allclose(trees(seen)['point'], trees(alone)['point'])
+
+@needs_data
+def test_rare_cutoff_borrows_a_fit_and_the_global_ensemble_trains_nothing_twice(universe, monkeypatch):
+    """Five coins share their cut-offs; a sixth, its data cut 40 days short, borrows the latest large fit that started
+    testing before it (zero-shot) instead of a fit of its own. The global ensemble reuses the global LightGBM fitted for
+    each cut-off, and perturbing every price after T changes no forecast with origin <= T - embargo."""
+    from cryptoforecast.lightgbm import GlobalLightGBM
+    same_end = [s for s in universe if universe[s].index[-1] == universe['BTC'].index[-1]]
+    assert len(same_end) >= 6
+    coins, short = same_end[:5], same_end[5]
+    u = dict(universe)
+    u[short] = universe[short].iloc[:-40].copy(); u[short].attrs = universe[short].attrs
+    models = ('naive', 'lightgbm_global', 'ensemble_global')
+    kw = dict(seed=7, progress=False, model_kwargs={'ensemble_global': dict(members=('naive', 'drift', 'lightgbm_global'))}, **FOLDS)
+    calls = []
+    real_fit = GlobalLightGBM.fit_many
+    monkeypatch.setattr(GlobalLightGBM, 'fit_many', lambda self, folds: calls.append(len(folds)) or real_fit(self, folds))
+    base, _ = run_backtest(coins + [short], models, universe=u, **kw)
+    assert calls == [1, 5, 5, 5]   # the short coin's first fold alone (no earlier large fit), then one fit per shared cut-off
+    g = base[base['model'] == 'lightgbm_global']
+    folds_zero_shot = g[g['coin'] == short].groupby('fold')['zero_shot'].all()
+    assert not folds_zero_shot.iloc[0] and folds_zero_shot.iloc[1:].all() and not g.loc[g['coin'] != short, 'zero_shot'].any()
+    assert set(base['model']) == set(models)
+    T = u['BTC'].index[-1] - pd.Timedelta(days=100)
+    rng = np.random.default_rng(1)
+    pert = {}
+    for s, df in u.items():
+        df = df.copy(); after = df.index > T
+        for c in ('open', 'high', 'low', 'close'): df.loc[after, c] = df.loc[after, c] * np.exp(rng.normal(0, 0.2, after.sum()))
+        df.attrs = u[s].attrs; pert[s] = df
+    other, _ = run_backtest(coins + [short], models, universe=pert, **kw)
+    key = ['coin', 'model', 'horizon', 'origin', 'fold']
+    early = lambda p: p[p['origin'] <= T - pd.Timedelta(days=30)].sort_values(key).reset_index(drop=True)
+    cols = ['mean', 'point', 'sigma', *QUANTILE_COLS]
+    assert early(base)['coin'].eq(short).sum() > 100
+    pd.testing.assert_frame_equal(early(base)[key + cols], early(other)[key + cols], check_exact=True)
+    late = lambda p: p[(p['origin'] > T) & (p['model'] == 'ensemble_global')].sort_values(key)['point'].to_numpy()
+    assert not np.allclose(late(base), late(other))

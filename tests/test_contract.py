@@ -28,6 +28,7 @@ TINY = {  # the smallest settings that still train; a model registered later run
     'transformer_global': dict(d_model=8, num_heads=1, num_layers=1, ff_dim=16, **DEEP_TINY),
     'ensemble': dict(member_kwargs={'lightgbm': dict(n_estimators=30)}),
 }
+TINY['ensemble_global'] = dict(member_kwargs={m: TINY[m] for m in ('lightgbm_global', 'lstm_global', 'transformer_global')})
 NUMBERS = ['mean', *QUANTILE_COLS]
 
 
