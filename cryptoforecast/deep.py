@@ -348,11 +348,6 @@ def input_windows(self: KerasForecaster, fold, part: str) -> tuple[np.ndarray, p
     X, _, origins = fold.windows(part, self.lookback)
     return X, origins
 
-@patch
-def input_features(self: KerasForecaster, fold) -> list:
-    "The names of the network's input features, in order."
-    return list(fold.features)
-
 def shap_keras(model, fold, out_dir, n_background: int = 16, n: int = 8, nsamples: int = 20, seed: int = 0) -> list[Path]:
     "GradientExplainer on the median forecasts of a Keras forecaster: mean |SHAP| per feature and horizon (PNG + CSV)."
     import shap, keras, matplotlib

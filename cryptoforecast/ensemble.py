@@ -235,6 +235,10 @@ class EnsembleForecaster(Forecaster):
         self.weights_ = weights
         return out_mean, None
 
+    def input_features(self, fold) -> list:
+        "Every feature a member reads, in the members' order."
+        return list(dict.fromkeys(c for m in self.members_ for c in m.input_features(fold)))
+
     def weights_frame(self, horizon: int|None = None) -> pd.DataFrame:
         "Member weights at each origin of the last `predict`: origin × member for `horizon`, or every horizon stacked (index horizon, origin)."
         if self.weights_ is None: raise ValueError("weights_frame: call predict first")
@@ -248,7 +252,7 @@ class EnsembleForecaster(Forecaster):
         rows = {(h, 'pooled' if k is None else k): w for h, meta in self.meta_.items() for k, w in meta.items()}
         return pd.DataFrame(rows.values(), index=pd.MultiIndex.from_tuples(rows, names=['horizon', 'regime']), columns=list(self.members))
 
-# %% ../nbs/14_ensemble.ipynb #0fcb4928
+# %% ../nbs/14_ensemble.ipynb #ba4d3948
 class GlobalEnsemble(EnsembleForecaster):
     "The ensemble across coins: global members fitted once, the others per coin, stacking weights on every coin's validation part pooled."
     name, is_global = 'ensemble_global', True

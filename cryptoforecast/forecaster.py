@@ -95,6 +95,10 @@ class Forecaster:
         out._remember(fold)
         return out
 
+    def fine_tune(self, fold, epochs: int) -> Forecaster:
+        "The coin's copy trained `epochs` more epochs on `fold` alone; a model with nothing to train in epochs gives `for_coin`."
+        return self.for_coin(fold)
+
     def fit(self, fold) -> Forecaster:
         "Fit on the fold's training part; calibrate on its validation part."
         self._remember(fold)
@@ -141,6 +145,10 @@ class Forecaster:
         empty = frame.index[:0]
         fold = Fold(m['coin'], frame, self.horizons, empty, empty, origins, m['features'], m['scaler'], None, {}, m['lookback'])
         return self._frame(fold, 'test', frame)
+
+    def input_features(self, fold) -> list:
+        "The names of the features the model reads for `fold`'s coin, in order (the model card lists them)."
+        return list(fold.features)
 
     def feature_importance(self) -> pd.Series|None:
         "Importance per feature, largest first, for models that have one (else None)."

@@ -79,13 +79,19 @@ class GlobalKeras:
         self.features_ = [c for c, _ in counts.most_common(self.n_features_common)]
         self.views_ = {f.coin: CoinView.fit(f, self.features_, self.horizons) for f in folds}
         seed_everything(self.seed)
+        self.n_features, self.y_scale = len(self.features_), np.ones(len(self.horizons), 'float32')
+        mixed = has_gpu() if self.mixed_precision == 'auto' else bool(self.mixed_precision)
+        with precision_policy(mixed): self.model = self.build_model((self.lookback, self.n_features), len(self.horizons))
+        self._train(folds)
+        for f in folds: self.calibrate(f)
+        return self
+
+    def _train(self, folds) -> None:
+        "Train `self.model` for `self.epochs` epochs on the training windows of `folds`, early-stopped on their validation windows."
         S, ends, Y = self._stack(folds, 'train')
         if len(ends) == 0: raise ValueError(f"{self.name}: no training windows with known targets (lookback {self.lookback})")
         per_epoch = min(len(ends), self.windows_per_epoch)
         Sv, ends_v, Yv = self._stack(folds, 'val')
-        self.n_features, self.y_scale = len(self.features_), np.ones(len(self.horizons), 'float32')
-        mixed = has_gpu() if self.mixed_precision == 'auto' else bool(self.mixed_precision)
-        with precision_policy(mixed): self.model = self.build_model((self.lookback, self.n_features), len(self.horizons))
         callbacks = _compile(self, self.model, int(np.ceil(per_epoch / self.batch_size)), has_val=len(ends_v) > 0)
         log = _EpochLog()
         train = window_dataset(S, ends, Y, self.lookback, self.batch_size, shuffle=True, seed=self.seed, per_epoch=per_epoch)
@@ -93,8 +99,21 @@ class GlobalKeras:
         self.model.fit(train, validation_data=val, epochs=self.epochs, callbacks=callbacks + [log], shuffle=False,
                        verbose=self.verbose)
         self.history = log.history
-        for f in folds: self.calibrate(f)
-        return self
+
+    def fine_tune(self, fold, epochs: int, lr_ratio: float = 0.1) -> GlobalKeras:
+        """The coin's copy (`for_coin`) with its own network: the shared one trained `epochs` more epochs on `fold`'s windows
+        alone, at `lr_ratio` times the learning rate, then recalibrated. The shared network is not touched."""
+        import keras
+        out = self.for_coin(fold)
+        out.views_, out.calibration_, out.volatility_ = dict(self.views_), dict(self.calibration_), dict(self.volatility_)
+        if epochs <= 0: return out
+        if fold.coin not in out.views_: out.views_[fold.coin] = CoinView.fit(fold, self.features_, self.horizons)
+        seed_everything(self.seed)
+        out.model = keras.models.clone_model(self.model)
+        out.model.set_weights(self.model.get_weights())
+        out.epochs, out.lr = int(epochs), self.lr * lr_ratio
+        out._train([fold])
+        return out.calibrate(fold)
 
     def fit(self, fold): return self.fit_many([fold])
 

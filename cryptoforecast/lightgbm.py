@@ -157,6 +157,7 @@ class GlobalLightGBM(LightGBMForecaster):
         return self.calibrate(fold)
 
     def fit(self, fold): return self.fit_many([fold])
+    def input_features(self, fold) -> list: return list(self.features_)   # the features common to the coins it was fitted on
     def explain(self, fold, out_dir, seed: int = 0) -> list[Path]: return []  # trees on coin-normalised inputs: not explained yet
     def log_to_mlflow(self, fold) -> list: return []  # its boosters take coin-normalised inputs: the pyfunc is the one to serve
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .config import get_config
 from .errors import UserError
-from .args import ArgParser, coins, existing_dir, names, positive_int, seed as seed_arg, source_arg
+from .args import ArgParser, coins, existing_dir, names, non_negative_int, positive_int, seed as seed_arg, source_arg
 from .atomic import current_umask, write_json, write_text
 from .data import load_universe
 from .features import build_features, market_context
@@ -344,7 +344,7 @@ def track_run(r: TrainRun) -> dict:
         for m in fitted.values(): m.log_to_mlflow(fold)  # each model's own flavour(s), if it has one
         tr.log_forecaster(fitted[headline], name='model', metadata={'coin': coin, 'headline_model': headline})
         card = tr.model_card(coin, metrics, model=headline, data_range=(report['data']['first'], report['data']['last']),
-                             features=fold.features, seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
+                             features=fitted[headline].input_features(fold), seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
                              code_version=report['code_version'], run_id=active.info.run_id)
         reg = tr.register_and_promote(active.info.run_id, coin, val_rel, 'model', card=card, evaluation=evaluation) if register else {}
         write_text(run_dir/'model_card.md', card)
@@ -354,7 +354,7 @@ def track_run(r: TrainRun) -> dict:
                 **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
 
 # %% ../nbs/23_train.ipynb #78192253
-def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True) -> tuple[dict, dict, dict]:
+def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True, fine_tune: int = 0) -> tuple[dict, dict, dict]:
     """Fit each global model among `names` once per cut-off, on every coin's fold of that cut-off. Returns per coin the list (per
     fold) of `{model: its copy for the coin}`, the fit of the coin's last fold (models, coins, cut-off) and `{coin: error}` for
     the coins of a fit that failed."""
@@ -372,14 +372,17 @@ def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, 
             for f in served: failed.setdefault(f.coin, f"{name} at cut-off {key[0].date()}: {type(e).__name__}: {e}")
             continue
         for i, f in enumerate(served):
-            prefit[f.coin][f.k][name] = m.for_coin(f)
+            try: prefit[f.coin][f.k][name] = m.fine_tune(f, fine_tune)   # `fine_tune` 0: the coin's copy as fitted
+            except Exception as e:
+                failed.setdefault(f.coin, f"{name} fine-tuned on {f.coin}: {type(e).__name__}: {e}")
+                continue
             fit_of[f.coin, f.k] = key, len(fit_on), i >= len(fit_on)
     fits = {}
     for c, fs in folds_by_coin.items():
         if (c, fs[-1].k) not in fit_of: continue   # its fit failed
         (cut, _), n, borrowed = fit_of[c, fs[-1].k]
         fits[c] = dict(models=global_names, coins=n, cutoff=str(cut.date()), test_start=str(fs[-1].test[0].date()),
-                       zero_shot=borrowed)
+                       zero_shot=borrowed, fine_tune=fine_tune)
     return prefit, fits, failed
 
 # %% ../nbs/23_train.ipynb #e0280e5c
@@ -397,7 +400,7 @@ def attempt(coin: str, fn) -> dict:
 def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                  tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
                  track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
-                 register: bool = True):
+                 register: bool = True, fine_tune: int = 0):
     """Train `coins` with the global models among `models` fitted once per cut-off for all of them, then every coin through the
     stages of `train_coin`; yields each coin's summary as it is done (`status` ok, skipped or failed)."""
     names = _check_request(epochs, models)
@@ -410,7 +413,7 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
                                 min_train=MIN_TRAIN)
     for c in coins:
         if c in skipped: yield dict(coin=c, status='skipped', seconds=0.0, error=skipped[c])
-    prefit, fits, failed = fit_global(folds, names, seed, epochs=epochs, progress=progress)
+    prefit, fits, failed = fit_global(folds, names, seed, epochs=epochs, progress=progress, fine_tune=fine_tune)
     global_run = f"global-{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}-{uuid.uuid4().hex[:6]}"  # the MLflow tag all its runs share
     settings = dict(epochs=epochs, ensemble=ensemble, tune=tune, tune_trials=tune_trials, tune_models=tuple(tune_models),
                     walk_forward=walk_forward, seed=seed, track=track, explain=explain, progress=progress, register=register)
@@ -436,6 +439,8 @@ def train_parser() -> ArgParser:
     which.add_argument('--all', action='store_true', help='every coin in the data folder')
     p.add_argument('--epochs', type=positive_int, default=20, help='epochs for the deep models (default 20)')
     p.add_argument('--no-ensemble', action='store_true', help='skip the ensemble')
+    p.add_argument('--fine-tune', type=non_negative_int, default=0, metavar='N',
+                   help='with global deep models: N more epochs on each coin alone, a network per coin (default 0)')
     p.add_argument('--tune', action='store_true', help='tune hyper-parameters with Optuna first')
     p.add_argument('--tune-trials', type=positive_int, default=20, help='Optuna trials per tuned model (default 20)')
     p.add_argument('--tune-models', type=names(SEARCH_SPACES, 'tunable model'), default=['lightgbm'],
@@ -457,6 +462,8 @@ def parse_train_args(argv: list[str]):
     p = train_parser()
     a = p.parse_args(argv)
     if not [m for m in a.models if not model_entry(m).is_ensemble]: p.error("argument --models: needs at least one model besides the ensemble")
+    if a.fine_tune and not any(model_entry(m).is_global for m in a.models):
+        p.error("argument --fine-tune: needs a global model among --models (e.g. lstm_global)")
     if a.tune:
         extra = [m for m in a.tune_models if m not in a.models]
         if extra: p.error(f"argument --tune-models: {', '.join(extra)} not among --models ({','.join(a.models)})")
@@ -482,7 +489,7 @@ def train_cli(argv: list[str]) -> int:
     kw = dict(epochs=a.epochs, ensemble=not a.no_ensemble, tune=a.tune, tune_trials=a.tune_trials, tune_models=a.tune_models,
               walk_forward=a.walk_forward, seed=a.seed, artifacts_dir=art, universe=universe, models=a.models,
               track=not a.no_mlflow, register=not a.no_register)
-    if any(model_entry(m).is_global for m in a.models): results = train_global(todo, **kw)
+    if any(model_entry(m).is_global for m in a.models): results = train_global(todo, fine_tune=a.fine_tune, **kw)
     else:
         from tqdm.auto import tqdm
         results = (attempt(c, lambda c=c: train_coin(c, **kw)) for c in tqdm(todo, desc='coins', unit='coin', disable=None))

@@ -3,6 +3,7 @@
 import contextlib, io, json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,6 +136,12 @@ def test_all_and_crypto_together_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'not allowed with argument' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and r.stdout == ''
 
+def test_fine_tune_without_a_global_model_is_one_line_exit_2(tmp_path):
+    r = run_cli('train', '--crypto', 'BTC', '--models', 'naive,lightgbm', '--fine-tune', '2', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and '--fine-tune: needs a global model' in r.stderr, r.stderr
+    r = run_cli('train', '--crypto', 'BTC', '--models', f'naive,{GLOBAL}', '--fine-tune', '-1', cwd=tmp_path)
+    assert r.returncode == 2 and '--fine-tune' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
 def test_a_coin_too_short_for_the_global_fold_is_skipped_not_dropped(tmp_path):
     "PEPE (119 days) cannot have the global fold: it is reported skipped, and the others still train."
     art = tmp_path/'artifacts'
@@ -146,13 +153,16 @@ def test_a_coin_too_short_for_the_global_fold_is_skipped_not_dropped(tmp_path):
 
 @pytest.mark.slow
 def test_global_lstm_one_epoch(tmp_path):
-    "The global LSTM through the same stages: attention plot, SHAP and MLflow on its own inputs, a forecast from its saved copy."
+    """The global LSTM through the same stages: attention plot, SHAP and MLflow on its own inputs, a forecast from its saved
+    copy; with `--fine-tune 1` each coin's saved network is its own."""
     art = tmp_path/'artifacts'
-    r = run_cli('train', '--crypto', 'BTC,ETH', '--models', 'naive,lstm_global', '--epochs', '1', '--no-ensemble',
-                '--data-dir', DATA_DIR, '--artifacts-dir', art, cwd=tmp_path, env={'MLFLOW_TRACKING_URI': ''})
+    r = run_cli('train', '--crypto', 'BTC,ETH', '--models', 'naive,lstm_global', '--epochs', '1', '--fine-tune', '1',
+                '--no-ensemble', '--data-dir', DATA_DIR, '--artifacts-dir', art, cwd=tmp_path, env={'MLFLOW_TRACKING_URI': ''})
     assert r.returncode == 0, r.stdout + r.stderr
     reps = [report_of(art, c) for c in ('BTC', 'ETH')]
     assert reps[0]['global']['run'] == reps[1]['global']['run'] and reps[0]['global']['coins'] == 2
+    assert reps[0]['global']['fine_tune'] == 1
     assert any('shap_lstm_global' in p for p in reps[0]['shap'])
-    m = model_class('lstm_global').load(reps[0]['models']['lstm_global'])
+    m, e = (model_class('lstm_global').load(rep['models']['lstm_global']) for rep in reps)
     assert m.fold_meta_['coin'] == 'BTC'
+    assert not all(np.array_equal(x, y) for x, y in zip(m.model.get_weights(), e.model.get_weights()))   # fine-tuned apart
