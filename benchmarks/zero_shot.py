@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from skill import SKILL_COLUMNS, skill_summary
+from skill import PERIOD_COLUMNS, SKILL_COLUMNS, period_summary, skill_summary
 from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest
 from cryptoforecast.config import get_config
@@ -55,6 +55,8 @@ def main():
     for label, group in (('left out (never seen by the global models)', left), ('in training', train)):
         print(f"\n{label}: {len(group)} coins")
         print(format_table(skill_summary(preds[preds['coin'].isin(group)]), SKILL_COLUMNS))
+    print('\nevery coin, by calendar year of the origin (calm and wild years disagree):')
+    print(format_table(period_summary(preds), PERIOD_COLUMNS))
     print('\nwall time per stage: ' + ', '.join(f"{k} {v / 60:.1f} min" for k, v in timings.items()))
     mib = lambda who: resource.getrusage(who).ru_maxrss / 1024
     print(f"peak RSS: this process {mib(resource.RUSAGE_SELF):.0f} MiB, largest worker {mib(resource.RUSAGE_CHILDREN):.0f} MiB")

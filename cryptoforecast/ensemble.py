@@ -307,3 +307,7 @@ class GlobalEnsemble(EnsembleForecaster):
     def _predict(self, fold, part):
         self._use(fold)
         return super()._predict(fold, part)
+
+    def input_features(self, fold) -> list:
+        self._use(fold)
+        return super().input_features(fold)

@@ -355,9 +355,10 @@ def track_run(r: TrainRun) -> dict:
 
 # %% ../nbs/23_train.ipynb #78192253
 def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True, fine_tune: int = 0) -> tuple[dict, dict, dict]:
-    """Fit each global model among `names` once per cut-off, on every coin's fold of that cut-off. Returns per coin the list (per
-    fold) of `{model: its copy for the coin}`, the fit of the coin's last fold (models, coins, cut-off) and `{coin: error}` for
-    the coins of a fit that failed."""
+    """Fit each global model among `names` once per cut-off of `global_fits` (a rare cut-off's coins adopted by a larger fit),
+    each coin's copy fine-tuned `fine_tune` epochs on that coin alone. Returns per coin the list (per fold) of `{model: its copy
+    for the coin}`, the fit of the coin's last fold (models, coins, cut-off, zero-shot, fine-tune epochs) and `{coin: error}`
+    for the coins of a fit that failed."""
     from tqdm.auto import tqdm
     global_names = [n for n in names if model_entry(n).is_global]
     groups = global_fits(folds_by_coin)   # a coin of a rare cut-off borrows the latest large fit (adopted, never trained on)
