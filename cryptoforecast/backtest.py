@@ -150,6 +150,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     if per_coin: timings['per-coin models'] = time.perf_counter() - t0
     fits = global_fits(folds)  # a global model fits the folds of one cut-off at once; rare cut-offs borrow a larger fit
     fitted = {}                # (model, cut-off) -> fitted: an ensemble reuses its global members (listed last, it finds them)
+    keep = any(model_entry(m).is_ensemble for m in global_models)   # else a fit is let go once its coins are forecast
     for name in sorted(global_models, key=lambda m: model_entry(m).is_ensemble):
         t0 = time.perf_counter()
         for key, (fit_folds, served) in tqdm(fits.items(), desc=f'{name} cut-offs', unit='cut-off', disable=None if progress else True):
@@ -160,7 +161,8 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
             if not fit_on or not targets: continue
             m = make_model(name, seed, **(model_kwargs or {}).get(name, {}))
             reuse = {n: fitted[n, key] for n in global_models if (n, key) in fitted} if model_entry(name).is_ensemble else None
-            fitted[name, key] = m = m.fit_many(fit_on, fitted=reuse) if reuse is not None else m.fit_many(fit_on)
+            m = m.fit_many(fit_on, fitted=reuse) if reuse is not None else m.fit_many(fit_on)
+            if keep: fitted[name, key] = m
             seen = {f.coin for f in fit_on}
             for f in targets:
                 if f.coin not in seen: m.adopt(f)   # zero-shot: never trained on this coin (or borrowed a fit without it)

@@ -14,7 +14,9 @@ from cryptoforecast.forecaster import make_model
 from cryptoforecast.metrics import QUANTILE_COLS
 
 COINS = ['BTC', 'ETH', 'LTC']
-TINY = dict(units=(8,), attention_units=4, lookback=30, epochs=1, batch_size=128, seed=0)
+DEEP_TINY = dict(lookback=30, epochs=1, batch_size=128, seed=0)
+TINY = {'lstm_global': dict(units=(8,), attention_units=4, **DEEP_TINY),
+        'transformer_global': dict(d_model=8, num_heads=1, num_layers=1, ff_dim=16, **DEEP_TINY)}
 NUMBERS = ['mean', 'point', 'sigma', *QUANTILE_COLS]
 
 def last_folds(universe):
@@ -29,9 +31,9 @@ def universe():
     end = min(df.index[-1] for df in u.values())
     return {c: df.loc[:end].iloc[-1200:] for c, df in u.items()}
 
-def forecasts(universe, train=('BTC', 'ETH')):
+def forecasts(universe, name='lstm_global', train=('BTC', 'ETH')):
     folds = last_folds(universe)
-    m = make_model('lstm_global', **TINY).fit_many([folds[c] for c in train])
+    m = make_model(name, **TINY[name]).fit_many([folds[c] for c in train])
     out = []
     for c in COINS:
         if c not in train: m.adopt(folds[c])
@@ -39,15 +41,16 @@ def forecasts(universe, train=('BTC', 'ETH')):
     return pd.concat(out, ignore_index=True), folds
 
 @needs_data
-def test_global_lstm_no_leakage_zero_shot_and_determinism(universe):
-    base, folds = forecasts(universe)
+@pytest.mark.parametrize('name', sorted(TINY))
+def test_global_network_no_leakage_zero_shot_and_determinism(universe, name):
+    base, folds = forecasts(universe, name)
     assert set(base['coin']) == set(COINS) and np.isfinite(base[NUMBERS].to_numpy()).all()
-    again, _ = forecasts(universe)
+    again, _ = forecasts(universe, name)
     pd.testing.assert_frame_equal(base, again)                       # the same seed, the same numbers
     T = folds['BTC'].test[30]
     noisy = {c: perturb_after(df, T, seed=i) for i, (c, df) in enumerate(universe.items())}
     for c in noisy: noisy[c].attrs = universe[c].attrs
-    pert, _ = forecasts(noisy)
+    pert, _ = forecasts(noisy, name)
     key = ['coin', 'horizon', 'origin']
     early = lambda p: p[p['origin'] <= T].sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(early(base)[key + NUMBERS], early(pert)[key + NUMBERS])
