@@ -463,6 +463,10 @@ def parse_train_args(argv: list[str]):
     p = train_parser()
     a = p.parse_args(argv)
     if not [m for m in a.models if not model_entry(m).is_ensemble]: p.error("argument --models: needs at least one model besides the ensemble")
+    stacked = [m for m in a.models if model_entry(m).is_ensemble and model_entry(m).is_global]
+    if stacked:   # train's ensemble stage stacks each coin's own members; it would not be the model asked for
+        p.error(f"argument --models: {', '.join(stacked)} is for backtest; train's ensemble stage stacks each coin's models, "
+                f"the global ones included (drop it, or use {ENSEMBLE})")
     if a.fine_tune and not any(model_entry(m).is_global for m in a.models):
         p.error("argument --fine-tune: needs a global model among --models (e.g. lstm_global)")
     if a.tune:

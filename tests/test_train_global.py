@@ -142,6 +142,11 @@ def test_fine_tune_without_a_global_model_is_one_line_exit_2(tmp_path):
     r = run_cli('train', '--crypto', 'BTC', '--models', f'naive,{GLOBAL}', '--fine-tune', '-1', cwd=tmp_path)
     assert r.returncode == 2 and '--fine-tune' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
+def test_the_global_ensemble_is_refused_by_train_not_silently_replaced(tmp_path):
+    r = run_cli('train', '--crypto', 'BTC', '--models', 'naive,lightgbm_global,ensemble_global', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'ensemble_global is for backtest' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and r.stdout == ''
+
 def test_a_coin_too_short_for_the_global_fold_is_skipped_not_dropped(tmp_path):
     "PEPE (119 days) cannot have the global fold: it is reported skipped, and the others still train."
     art = tmp_path/'artifacts'
