@@ -12,7 +12,9 @@ pooled over all coins' rows, and the share of coins whose 80% and 95% hits pass 
 horizon only: the hits of overlapping longer horizons are not independent). A second table splits the test origins by
 calendar year (calm and wild years differ): median relative MAE and pinball ratio, pooled 80% coverage, and the random
 walk's MAE of that year as its volatility; then wall time and peak memory. `--preds FILE` summarises a predictions
-frame written by an earlier run (`--out`) instead of running the backtest.
+frame written by an earlier run (`--out`) instead of running the backtest. `--raw FILE` also writes the predictions
+before the pooled calibration (validation and test rows, `calibration='raw'`); `--preds` on such a file calibrates it
+first, so variants of the calibration are scored in seconds without re-running the models.
 
 The default models include the peers a user would pick instead (`garch`, `ets`, `autoarima`, from `10_peers`):
 together about 1-1.5 s per fold on BTC's history, which took the 20 eligible coins from 0.4 to 0.9-1.4 minutes of wall
@@ -43,7 +45,8 @@ from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
-from cryptoforecast.forecaster import model_entry, model_names
+from cryptoforecast.calibration import calibrate_pooled
+from cryptoforecast.forecaster import model_class, model_entry, model_names
 from cryptoforecast.metrics import score_predictions
 
 SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'shrink', 'pinball_ratio',
@@ -124,10 +127,12 @@ if __name__ == '__main__':
     p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
     p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
-    p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out) instead of running')
+    p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out or --raw) instead of running')
+    p.add_argument('--raw', default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
     a = p.parse_args()
     if a.preds:
         preds = pd.read_parquet(a.preds)
+        if 'part' in preds: preds = calibrate_pooled(preds, [m for m in preds['model'].unique() if model_class(m).calibrated])
         print(format_table(skill_summary(preds), SKILL_COLUMNS))
         print('\nby calendar year of the origin (rw_mae: mean |actual|, the random walk\'s MAE, i.e. how wild the year was):')
         print(format_table(period_summary(preds), PERIOD_COLUMNS))
@@ -136,21 +141,28 @@ if __name__ == '__main__':
     if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
     across = [m for m in models if model_entry(m).is_global]
     if a.cache_dir and across: sys.exit(f"error: {', '.join(across)} fitted across coins: cannot be cached per coin")
+    if a.cache_dir and a.raw: sys.exit('error: --raw cannot be used with --cache-dir (the cache holds calibrated rows)')
     kw = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True) if a.epochs}
     if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
     universe = load_universe(sources=dict(a.source or []))
     coins = [c.upper() for c in a.coins.split(',')] if a.coins else sorted(universe)
+    calibration = 'raw' if a.raw else 'pooled'
     if a.sample or a.cache_dir:
         coins, skipped = eligible(universe, coins, a)
         if a.sample and a.sample < len(coins):
             coins = sorted(np.random.default_rng(a.seed).choice(coins, a.sample, replace=False).tolist())
         print(f"coins: {', '.join(coins)}", flush=True)
         preds = cached_backtest(universe, coins, models, kw, a) if a.cache_dir else \
-            run_backtest(coins, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw, universe=universe)[0]
+            run_backtest(coins, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw, universe=universe,
+                         calibration=calibration)[0]
     else:
         preds, skipped = run_backtest(coins, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw,
-                                      universe=universe)
+                                      universe=universe, calibration=calibration)
+    if a.raw:
+        Path(a.raw).parent.mkdir(parents=True, exist_ok=True)
+        preds.to_parquet(a.raw)
+        preds = calibrate_pooled(preds, [m for m in models if model_class(m).calibrated])
     wall = time.time() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     preds.to_parquet(a.out)

@@ -34,7 +34,8 @@ KNOWN_MODELS = model_names()
 
 # %% ../nbs/08_backtest.ipynb #f7a6602c
 VAL_SIZE, MIN_TRAIN = 90, 300  # the harness's walk-forward folds: validation days, and the fewest training days
-CALIBRATIONS = ('pooled', 'coin')  # point models' calibration: on every coin's validation residuals, or on the coin's own
+# point models' calibration: on every coin's validation residuals, or on the coin's own; 'raw' leaves it to the caller
+CALIBRATIONS = ('pooled', 'coin', 'raw')
 
 def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progress=True, val_size: int = VAL_SIZE,
                min_train: int = MIN_TRAIN, **fold_kwargs) -> dict:
@@ -119,11 +120,11 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
                  min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
                  calibration: str = 'pooled', train_coins=None, timings: dict|None = None) -> tuple[pd.DataFrame, dict]:
     """The predictions frame of every model on the test parts of every coin's walk-forward folds (point models calibrated
-    `calibration`); `timings`, a dict, receives the wall seconds of the per-coin models and of each global model."""
+    `calibration`; 'raw': validation and test rows, uncalibrated, with their `part`); `timings`, a dict, receives the wall seconds of the per-coin models and of each global model."""
     timings = {} if timings is None else timings
     if calibration not in CALIBRATIONS: raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
     pooled = calibration == 'pooled'
-    parts = ('val', 'test') if pooled else ('test',)
+    parts = ('test',) if calibration == 'coin' else ('val', 'test')
     from tqdm.auto import tqdm
     cfg = get_config(seed=seed, horizons=tuple(horizons) if horizons else None)
     if universe is None: universe = load_universe(data_dir, sources=sources, require=coins or ())  # or pass the frames yourself
@@ -171,6 +172,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     out = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()
     if out.empty: return out, skipped
     out['zero_shot'] = out['zero_shot'].eq(True) if 'zero_shot' in out else False
+    if calibration == 'raw': return out, skipped
     if pooled: out = calibrate_pooled(out, [m for m in models if model_class(m).calibrated])
     return out.drop(columns='part', errors='ignore').reset_index(drop=True), skipped
 
@@ -215,7 +217,7 @@ def backtest_parser() -> ArgParser:
     p.add_argument('--jobs', type=positive_int, default=1, help='processes for the per-coin models')
     p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
     p.add_argument('--per-coin', action='store_true', help='also print the metrics of every coin')
-    p.add_argument('--calibration', choices=CALIBRATIONS, default='pooled',
+    p.add_argument('--calibration', choices=('pooled', 'coin'), default='pooled',
                    help="point models' intervals and shrinkage: fitted on every coin's validation residuals (pooled, default) or each coin's own")
     return p
 

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from cryptoforecast.backtest import run_backtest
+from cryptoforecast.calibration import calibrate_pooled
 from cryptoforecast.data import load_universe
 from cryptoforecast.metrics import QUANTILE_COLS, validate_predictions
 from conftest import DATA_DIR, needs_data, run_cli
@@ -88,6 +89,11 @@ def test_pooled_calibration_shrinks_and_stays_valid(universe):
     pd.testing.assert_frame_equal(a[a.model == 'naive'][list(QUANTILE_COLS)], b[b.model == 'naive'][list(QUANTILE_COLS)])  # own quantiles
     assert not np.allclose(a[a.model == 'lightgbm']['q0.9'], b[b.model == 'lightgbm']['q0.9'])
     with pytest.raises(ValueError, match='calibration'): run_backtest(COINS, models, universe=universe, calibration='none')
+    # the raw frame, calibrated afterwards, is the pooled result: a calibration study need not re-run the models
+    raw, _ = run_backtest(COINS, models, seed=7, progress=False, universe=universe, calibration='raw', **FOLDS)
+    assert set(raw['part']) == {'val', 'test'} and len(raw[raw['part'] == 'test']) == len(pooled)
+    again = calibrate_pooled(raw, ['drift', 'lightgbm']).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(again[a.columns], a, check_exact=True)
 
 def test_backtest_cli_rejects_unknown_calibration(tmp_path):
     r = run_cli('backtest', '--coins', 'BTC', '--calibration', 'global', cwd=tmp_path)
