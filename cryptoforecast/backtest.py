@@ -22,6 +22,7 @@ from .dataset import walk_forward
 from .metrics import score_predictions
 from .forecaster import make_model, model_class, model_entry, model_names
 from .calibration import calibrate_pooled
+from .volatility import pool_volatility
 
 # %% auto #0
 __all__ = ['model_factory', 'KNOWN_MODELS', 'VAL_SIZE', 'MIN_TRAIN', 'CALIBRATIONS', 'MIN_FIT_COINS', 'MAX_STALE',
@@ -134,6 +135,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     every = sorted(set(coins) | set(train_coins or ()))
     folds, skipped = coin_folds(universe, every, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
+    pool_volatility(folds, fit_coins=train_coins)   # every fold's sigma reads the HAR pooled across the (training) coins
     per_coin = [m for m in models if not model_entry(m).is_global]
     global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)

@@ -83,7 +83,7 @@ class ResidualQuantiles:
         return w * emp + (1 - w) * (mid + scale * unit_t_ppf(tau))
 
 # %% ../nbs/09a_calibration.ipynb #4814e547
-ACI_GAMMA = 0.002
+ACI_GAMMA = 0.005
 
 def increasing_levels(tau, lo: float = 1e-3, hi: float = 1 - 1e-3, gap: float = 1e-4) -> np.ndarray:
     "Levels clipped to [`lo`, `hi`], then each at least `gap` above the one before (so their quantiles stay distinct)."

@@ -20,6 +20,7 @@ from .features import build_features, market_context
 from .dataset import chronological_split, walk_forward as walk_forward_split, target_col
 from .metrics import score_predictions
 from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, coin_folds, global_fits
+from .volatility import pool_volatility
 from .forecaster import make_model, model_class, model_entry, model_names
 
 # %% auto #0
@@ -412,6 +413,7 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     folds, skipped = coin_folds(universe, coins, cfg, FOLDS if walk_forward else 1, TEST_SIZE, progress, val_size=VAL_SIZE,
                                 min_train=MIN_TRAIN)
+    pool_volatility(folds)   # the coins' sigmas read the HAR pooled across all of them, as in the backtest
     for c in coins:
         if c in skipped: yield dict(coin=c, status='skipped', seconds=0.0, error=skipped[c])
     prefit, fits, failed = fit_global(folds, names, seed, epochs=epochs, progress=progress, fine_tune=fine_tune)

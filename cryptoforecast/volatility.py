@@ -15,11 +15,12 @@ from .dataset import Fold, coin_of, target_col
 from .features import targets, warmup_days
 
 # %% auto #0
-__all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'ESTIMATORS', 'VOLATILITY', 'volatility_frame',
+__all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'ESTIMATORS', 'volatility_frame',
            'daily_returns', 'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol',
            'garch_filter', 'garch_horizon_sums', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
-           'HARVol', 'PooledHAR', 'CombinedVol', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility',
-           'relative_qlike', 'fold_volatility', 'fold_sigma']
+           'HARVol', 'weekday_factors', 'span_factors', 'PooledHAR', 'CombinedVol', 'WeekdayVol', 'ProjectVol',
+           'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike',
+           'fold_volatility', 'pool_volatility', 'fold_sigma']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
 OHLC = ['open', 'high', 'low', 'close']
@@ -237,18 +238,37 @@ class HARVol:
         return pd.DataFrame({h: self.scale_[h] * h * np.exp(_ols_predict(self.coef_[h], X)) for h in fold.horizons},
                             index=F.index)
 
+# %% ../nbs/09_volatility.ipynb #6f93333e
+WEEKDAY_PRIOR = 200.0
+
+def weekday_factors(ratio: pd.Series, prior: float = WEEKDAY_PRIOR) -> np.ndarray:
+    "Seven factors of mean 1 (Monday first): each weekday's mean `ratio` relative to all days', shrunk toward 1 by `prior` days."
+    r = ratio[np.isfinite(ratio)]
+    if r.empty or not r.mean() > 0: return np.ones(7)
+    g = (r / r.mean()).groupby(r.index.dayofweek).agg(['sum', 'count']).reindex(range(7), fill_value=0)
+    n = (g['count'] + prior).to_numpy(float)
+    w = np.where(n > 0, (g['sum'] + prior).to_numpy(float) / np.where(n > 0, n, 1.0), 1.0)   # a weekday never seen: 1
+    return w / w.mean()
+
+def span_factors(dates: pd.DatetimeIndex, factors, h: int) -> np.ndarray:
+    "The mean of the weekday `factors` over the h days after each of `dates`: the days an h-day return from it spans."
+    days = (pd.DatetimeIndex(dates).dayofweek.to_numpy()[:, None] + np.arange(1, int(h) + 1)[None]) % 7
+    return np.asarray(factors, float)[days].mean(axis=1)
+
 # %% ../nbs/09_volatility.ipynb #db89a631
 class PooledHAR:
     "HAR-style log-variance features, centred per coin on its training level, one pooled OLS per horizon across coins."
     name = 'pooled_har'
-    def _features(self, fold: Fold, end=None, cache=None) -> tuple[pd.Series, pd.DataFrame, float]:
+    def _features(self, fold: Fold, end=None, cache=None, level: float|None = None) -> tuple[pd.Series, pd.DataFrame, float]:
+        "Daily variance, centred features and the coin's level (its mean log variance over training, unless given)."
         key = (id(fold), end)
         if cache is not None and key in cache: return cache[key]
         rv = parkinson_variance(fold.frame)
         r2 = (daily_returns(fold.frame) ** 2).clip(lower=VAR_FLOOR)
         F = har_features(rv).assign(log_r2_w=np.log(r2.rolling(5).mean()), log_r2_m=np.log(r2.rolling(22).mean()))
-        stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
-        level = float(np.log(rv.loc[fold.train[0]:stop]).mean())
+        if level is None:
+            stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
+            level = float(np.log(rv.loc[fold.train[0]:stop]).mean())
         out = (rv, F - level, level)
         if cache is not None: cache[key] = out
         return out
@@ -273,16 +293,32 @@ class PooledHAR:
             X, y, y2 = (np.concatenate([p[i] for p in parts]) for i in range(3))
             self.coef_[h] = _ols(X, y)
             self.scale_[h] = float(np.mean(y2 / (h * np.exp(_ols_predict(self.coef_[h], X)))))
+        self.factors_ = weekday_factors(pd.concat([self._daily_ratio(f, cache) for f in folds]), prior=0.0)
         return self
+
+    def _daily_ratio(self, fold: Fold, cache=None) -> pd.Series:
+        "Next-day squared returns over the fitted daily variance, on the fold's rows inside the fit, indexed by the return's day."
+        _, F, level = self._features(fold, self.end_, cache)
+        h0, rows = min(self.horizons), training_origins(fold, 1, self.end_)
+        daily = self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], F.loc[rows].to_numpy(float)))
+        r2 = (daily_returns(fold.frame) ** 2).shift(-1).loc[rows].to_numpy()
+        return pd.Series(r2 / daily, index=rows + pd.Timedelta(days=1))
 
     def fit(self, fold: Fold): return self.fit_many([fold])
 
+    def for_coin(self, fold: Fold) -> PooledHAR:
+        "A copy with `fold`'s coin level fixed, so that it also forecasts a frame of that coin without a training part."
+        import copy
+        out = copy.copy(self)
+        out.level_ = self._features(fold)[2]
+        return out
+
     def variance(self, fold: Fold) -> pd.DataFrame:
-        "h-day variance forecasts on every date of the fold's frame."
-        _, F, level = self._features(fold)
+        "h-day variance forecasts on every date of the fold's frame (centred on the coin's `level_` when fixed by `for_coin`)."
+        _, F, level = self._features(fold, level=getattr(self, 'level_', None))
         X = F.to_numpy(float)
-        return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + _ols_predict(self.coef_[h], X)) for h in fold.horizons},
-                            index=F.index)
+        return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + _ols_predict(self.coef_[h], X))
+                                * span_factors(F.index, self.factors_, h) for h in fold.horizons}, index=F.index)
 
 # %% ../nbs/09_volatility.ipynb #5023023a
 class CombinedVol:
@@ -297,12 +333,49 @@ class CombinedVol:
         logs = [np.log(m.variance(fold).reindex(fold.frame.index).clip(lower=VAR_FLOOR)) for m in self.fitted_]
         return np.exp(sum(logs) / len(logs))
 
+# %% ../nbs/09_volatility.ipynb #a11581fb
+class WeekdayVol:
+    "Another estimator's h-day variances times the mean weekday factor of the days each return spans, factors fitted on training."
+    def __init__(self, base: str = 'combo', prior: float = WEEKDAY_PRIOR):
+        self.base, self.prior, self.name = base, float(prior), f'{base}_wd'
+    def fit(self, fold: Fold):
+        self.base_ = ESTIMATORS[self.base]().fit(fold)
+        h0 = min(fold.horizons)
+        daily = self.base_.variance(fold)[h0].reindex(fold.frame.index) / h0
+        rows = training_origins(fold, 1)
+        r2 = (daily_returns(fold.frame) ** 2).shift(-1)
+        ratio = pd.Series(r2.loc[rows].to_numpy() / daily.loc[rows].to_numpy(), index=rows + pd.Timedelta(days=1))
+        self.factors_ = weekday_factors(ratio, self.prior)
+        return self
+    def variance(self, fold: Fold) -> pd.DataFrame:
+        "h-day variance forecasts on every date of the fold's frame."
+        var = self.base_.variance(fold).reindex(fold.frame.index)
+        return pd.DataFrame({h: var[h] * span_factors(var.index, self.factors_, h) for h in var.columns}, index=var.index)
+
+# %% ../nbs/09_volatility.ipynb #b7a3c4fc
+class ProjectVol(CombinedVol):
+    "Geometric mean of the weekday-adjusted combination (`combo_wd`) and the pooled HAR (`pooled`, else fitted on the coin alone)."
+    name = 'project'
+    def __init__(self): super().__init__(('combo_wd', 'pooled_har'))
+    def fit(self, fold: Fold, pooled: PooledHAR|None = None):
+        self.fitted_ = [WeekdayVol().fit(fold), (pooled if pooled is not None else PooledHAR().fit(fold)).for_coin(fold)]
+        return self
+
 # %% ../nbs/09_volatility.ipynb #56038f68
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
-              'gjr': lambda: GARCHVol(o=1), 'har': HARVol, 'combo': CombinedVol}
+              'gjr': lambda: GARCHVol(o=1), 'har': HARVol, 'combo': CombinedVol, 'combo_wd': WeekdayVol}
+
+def pooled_fits(folds_by_coin: dict, fit_coins=None, cache=None):
+    "`(E, PooledHAR fitted at E or None, the folds whose training ends on E)` for every training end E of `folds_by_coin`, in order."
+    every = [f for folds in folds_by_coin.values() for f in folds]
+    fit_on = [folds for c, folds in folds_by_coin.items() if fit_coins is None or c in set(fit_coins)]
+    for end in sorted({_train_end(f) for f in every}):
+        latest = [max(ok, key=_train_end) for folds in fit_on if (ok := [f for f in folds if _train_end(f) <= end])]
+        model = PooledHAR().fit_many(latest, end=end, cache=cache) if latest else None
+        yield end, model, [f for f in every if _train_end(f) == end]
 
 def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bool = True, parts=('test',)) -> pd.DataFrame:
-    "Forecasts of every estimator (and the pooled HAR) at the origins of `parts` of every fold of every coin."
+    "Forecasts of every estimator (and the pooled HAR and `ProjectVol` with it) at the origins of `parts` of every fold of every coin."
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown: raise ValueError(f"unknown volatility estimator(s) {unknown}; known: {list(ESTIMATORS)}")
     out = []
@@ -310,12 +383,8 @@ def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bo
         for f in folds:
             out += [predictions(ESTIMATORS[e]().fit(f), f, parts).assign(fold=f.k) for e in estimators]
     if pooled:
-        every, cache = [f for folds in folds_by_coin.values() for f in folds], {}
-        for end in sorted({_train_end(f) for f in every}):
-            latest = [max(ok, key=_train_end) for folds in folds_by_coin.values()
-                      if (ok := [f for f in folds if _train_end(f) <= end])]
-            model = PooledHAR().fit_many(latest, end=end, cache=cache)
-            out += [predictions(model, f, parts).assign(fold=f.k) for f in every if _train_end(f) == end]
+        for _, model, folds in pooled_fits(folds_by_coin, cache={}):
+            out += [predictions(m, f, parts).assign(fold=f.k) for f in folds for m in (model, ProjectVol().fit(f, pooled=model))]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*PRED_COLUMNS, 'fold'])
 
 # %% ../nbs/09_volatility.ipynb #a30aa1df
@@ -359,13 +428,19 @@ def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',
     return out.join(pooled.rename('pooled_qlike')).reset_index()
 
 # %% ../nbs/09_volatility.ipynb #449eed61
-VOLATILITY = 'combo'
-
 def fold_volatility(fold: Fold):
-    "The project's volatility estimator fitted on `fold`'s training part (fitted once, then kept on the fold)."
+    "`ProjectVol` fitted on `fold`'s training part with the pooled HAR `pool_volatility` gave the fold (fitted once, kept on the fold)."
     est = fold.__dict__.get('_volatility')
-    if est is None: est = fold.__dict__['_volatility'] = ESTIMATORS[VOLATILITY]().fit(fold)
+    if est is None: est = fold.__dict__['_volatility'] = ProjectVol().fit(fold, pooled=fold.__dict__.get('_pooled_har'))
     return est
+
+def pool_volatility(folds_by_coin: dict, fit_coins=None) -> dict:
+    "Give every fold the HAR pooled at its training end across the coins of `folds_by_coin` (or of `fit_coins`); returns the folds."
+    for _, model, folds in pooled_fits(folds_by_coin, fit_coins, cache={}):
+        for f in folds:
+            f.__dict__['_pooled_har'] = model
+            f.__dict__.pop('_volatility', None)
+    return folds_by_coin
 
 def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
     "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
