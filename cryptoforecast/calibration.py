@@ -62,8 +62,9 @@ class ResidualQuantiles:
     def fit(cls, z, h: int = 1, prior_weight: float = 100.0) -> ResidualQuantiles:
         "From residuals `z` of the `h`-day horizon (non-finite ones dropped)."
         z = np.asarray(z, float)[np.isfinite(z)]
-        z = np.sort(z - np.median(z)) if len(z) else z   # centred: a validation period's drift does not carry over
-        return cls(z, len(z) / max(int(h), 1), float(prior_weight))
+        n = len(z)
+        if n: z = z - np.median(z)                       # centred: a validation period's drift does not carry over
+        return cls(np.sort(np.concatenate([z, -z])), n / max(int(h), 1), float(prior_weight))   # mirrored: nor does its skew
 
     def ppf(self, tau) -> np.ndarray:
         "The quantiles at levels `tau` (any shape; clipped to [0.0001, 0.9999]), interpolated on a grid of 4001 levels."
