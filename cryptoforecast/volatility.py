@@ -18,8 +18,8 @@ from .features import targets, warmup_days
 __all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'ESTIMATORS', 'volatility_frame',
            'daily_returns', 'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol',
            'garch_filter', 'garch_horizon_sums', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
-           'HARVol', 'weekday_factors', 'span_factors', 'PooledHAR', 'CombinedVol', 'WeekdayVol', 'ProjectVol',
-           'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike',
+           'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors', 'PooledHAR', 'CombinedVol', 'WeekdayVol',
+           'ProjectVol', 'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike',
            'fold_volatility', 'pool_volatility', 'fold_sigma']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
@@ -250,6 +250,11 @@ def weekday_factors(ratio: pd.Series, prior: float = WEEKDAY_PRIOR) -> np.ndarra
     w = np.where(n > 0, (g['sum'] + prior).to_numpy(float) / np.where(n > 0, n, 1.0), 1.0)   # a weekday never seen: 1
     return w / w.mean()
 
+def next_day_ratio(fold: Fold, rows: pd.DatetimeIndex, daily) -> pd.Series:
+    "The squared return of the day after each origin of `rows` over `daily`, its variance forecast; indexed by that day."
+    r2 = (daily_returns(fold.frame) ** 2).shift(-1).loc[rows].to_numpy()
+    return pd.Series(r2 / np.asarray(daily, float), index=rows + pd.Timedelta(days=1))
+
 def span_factors(dates: pd.DatetimeIndex, factors, h: int) -> np.ndarray:
     "The mean of the weekday `factors` over the h days after each of `dates`: the days an h-day return from it spans."
     days = (pd.DatetimeIndex(dates).dayofweek.to_numpy()[:, None] + np.arange(1, int(h) + 1)[None]) % 7
@@ -300,9 +305,7 @@ class PooledHAR:
         "Next-day squared returns over the fitted daily variance, on the fold's rows inside the fit, indexed by the return's day."
         _, F, level = self._features(fold, self.end_, cache)
         h0, rows = min(self.horizons), training_origins(fold, 1, self.end_)
-        daily = self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], F.loc[rows].to_numpy(float)))
-        r2 = (daily_returns(fold.frame) ** 2).shift(-1).loc[rows].to_numpy()
-        return pd.Series(r2 / daily, index=rows + pd.Timedelta(days=1))
+        return next_day_ratio(fold, rows, self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], F.loc[rows].to_numpy(float))))
 
     def fit(self, fold: Fold): return self.fit_many([fold])
 
@@ -343,9 +346,7 @@ class WeekdayVol:
         h0 = min(fold.horizons)
         daily = self.base_.variance(fold)[h0].reindex(fold.frame.index) / h0
         rows = training_origins(fold, 1)
-        r2 = (daily_returns(fold.frame) ** 2).shift(-1)
-        ratio = pd.Series(r2.loc[rows].to_numpy() / daily.loc[rows].to_numpy(), index=rows + pd.Timedelta(days=1))
-        self.factors_ = weekday_factors(ratio, self.prior)
+        self.factors_ = weekday_factors(next_day_ratio(fold, rows, daily.loc[rows]), self.prior)
         return self
     def variance(self, fold: Fold) -> pd.DataFrame:
         "h-day variance forecasts on every date of the fold's frame."
