@@ -16,7 +16,7 @@ from .features import targets, warmup_days
 
 # %% auto #0
 __all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'LONG_RUN_WINDOW', 'LONG_RUN_MIN',
-           'LONG_RUN_H0', 'ESTIMATORS', 'volatility_frame', 'daily_returns', 'parkinson_variance', 'predictions',
+           'LONG_RUN_WEIGHT', 'ESTIMATORS', 'volatility_frame', 'daily_returns', 'parkinson_variance', 'predictions',
            'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter', 'garch_horizon_sums', 'GARCHVol', 'har_features',
            'future_log_rv', 'training_origins', 'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors',
            'PooledHAR', 'CombinedVol', 'WeekdayVol', 'long_run_variance', 'long_run_weight', 'ProjectVol',
@@ -355,22 +355,22 @@ class WeekdayVol:
         return pd.DataFrame({h: var[h] * span_factors(var.index, self.factors_, h) for h in var.columns}, index=var.index)
 
 # %% ../nbs/09_volatility.ipynb #b7a3c4fc
-LONG_RUN_WINDOW, LONG_RUN_MIN, LONG_RUN_H0 = 365, 120, 20.0
+LONG_RUN_WINDOW, LONG_RUN_MIN, LONG_RUN_WEIGHT = 365, 120, 0.25
 
 def long_run_variance(frame: pd.DataFrame, window: int = LONG_RUN_WINDOW, min_days: int = LONG_RUN_MIN) -> pd.Series:
     "Mean squared daily log return of the last `window` days up to and including each date (NaN with fewer than `min_days`)."
     return (daily_returns(frame) ** 2).rolling(int(window), min_periods=int(min_days)).mean()
 
-def long_run_weight(h: int, h0: float = LONG_RUN_H0) -> float:
-    "The weight h / (h + h0) of the long-run variance in an h-day forecast: small at short horizons, growing with h."
-    return h / (h + float(h0))
+def long_run_weight(h: int, weight: float = LONG_RUN_WEIGHT) -> float:
+    "The weight `weight` x (1 - 1/h) of the long-run variance in an h-day forecast: none at one day, growing with h."
+    return float(weight) * (1 - 1 / int(h))
 
 class ProjectVol(CombinedVol):
     "Geometric mean of `combo_wd` and the pooled HAR (`pooled`, else fitted on the coin alone), pulled toward the long-run variance."
     name = 'project'
-    def __init__(self, h0: float = LONG_RUN_H0):
+    def __init__(self, long_run: float = LONG_RUN_WEIGHT):
         super().__init__(('combo_wd', 'pooled_har'))
-        self.h0 = float(h0)
+        self.long_run = float(long_run)
     def fit(self, fold: Fold, pooled: PooledHAR|None = None):
         self.fitted_ = [WeekdayVol().fit(fold), (pooled if pooled is not None else PooledHAR().fit(fold)).for_coin(fold)]
         return self
@@ -378,7 +378,7 @@ class ProjectVol(CombinedVol):
         "h-day variance forecasts on every date of the fold's frame (the members' alone where the long run is not known yet)."
         var = super().variance(fold)
         lr = np.log(long_run_variance(fold.frame).reindex(var.index).clip(lower=VAR_FLOOR))
-        out = {h: np.exp((1 - (w := long_run_weight(h, self.h0))) * np.log(var[h]) + w * (np.log(h) + lr)) for h in var.columns}
+        out = {h: np.exp((1 - (w := long_run_weight(h, self.long_run))) * np.log(var[h]) + w * (np.log(h) + lr)) for h in var.columns}
         return pd.DataFrame({h: v.where(lr.notna(), var[h]) for h, v in out.items()}, index=var.index)
 
 # %% ../nbs/09_volatility.ipynb #56038f68
