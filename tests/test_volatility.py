@@ -1,5 +1,5 @@
 """Volatility forecasts on real coins: changing BTC's future leaves every earlier sigma unchanged, for every
-estimator and the pooled one; the pooled HAR fits once across three real coins and forecasts each of them."""
+estimator, the pooled one and the project's; the pooled HAR fits once across three real coins and forecasts each of them."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,7 +8,7 @@ from conftest import prices_times_random_walk_after as perturb_after, DATA_DIR, 
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.dataset import walk_forward
-from cryptoforecast.volatility import (ESTIMATORS, PooledHAR, forecast_folds, predictions, relative_qlike,
+from cryptoforecast.volatility import (ESTIMATORS, PooledHAR, ProjectVol, forecast_folds, predictions, relative_qlike,
                                        volatility_frame)
 
 CFG = get_config()
@@ -30,7 +30,7 @@ def test_changing_btc_future_leaves_earlier_sigmas_unchanged(universe):
     f = last_fold(volatility_frame(btc))
     T = f.test[len(f.test) // 2]
     g = last_fold(volatility_frame(perturb_after(btc, T, seed=1)))
-    models = {**ESTIMATORS, 'pooled_har': PooledHAR}
+    models = {**ESTIMATORS, 'pooled_har': PooledHAR, 'project': ProjectVol}   # project: with its long-run pull
     pa = pd.concat([predictions(make().fit(f), f) for make in models.values()], ignore_index=True)
     pb = pd.concat([predictions(make().fit(g), g) for make in models.values()], ignore_index=True)
     assert len(pa) == len(pb) == len(models) * 3 * (len(f.val) + len(f.test))
