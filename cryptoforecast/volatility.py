@@ -459,10 +459,13 @@ def pool_volatility(folds_by_coin: dict, fit_coins=None) -> dict:
     for _, model, folds in pooled_fits(folds_by_coin, fit_coins, cache={}):
         for f in folds:
             f.__dict__['_pooled_har'] = model
-            f.__dict__.pop('_volatility', None)
+            for stale in ('_volatility', '_variance'): f.__dict__.pop(stale, None)
     return folds_by_coin
 
 def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
     "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
-    var = (estimator or fold_volatility(fold)).variance(fold)
+    est = estimator or fold_volatility(fold)
+    kept = fold.__dict__.get('_variance')            # every model of the fold asks for the same forecasts, part by part
+    if kept is None or kept[0] is not est: kept = fold.__dict__['_variance'] = (est, est.variance(fold))
+    var = kept[1]
     return np.sqrt(np.stack([var[h].reindex(origins).to_numpy(float) for h in fold.horizons], 1))
