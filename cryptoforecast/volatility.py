@@ -377,9 +377,12 @@ class ProjectVol(CombinedVol):
     def variance(self, fold: Fold) -> pd.DataFrame:
         "h-day variance forecasts on every date of the fold's frame (the members' alone where the long run is not known yet)."
         var = super().variance(fold)
-        lr = np.log(long_run_variance(fold.frame).reindex(var.index).clip(lower=VAR_FLOOR))
-        out = {h: np.exp((1 - (w := long_run_weight(h, self.long_run))) * np.log(var[h]) + w * (np.log(h) + lr)) for h in var.columns}
-        return pd.DataFrame({h: v.where(lr.notna(), var[h]) for h, v in out.items()}, index=var.index)
+        lr = long_run_variance(fold.frame).reindex(var.index).clip(lower=VAR_FLOOR)
+        out = {}
+        for h in var.columns:
+            w = long_run_weight(h, self.long_run)
+            out[h] = (var[h] ** (1 - w) * (h * lr) ** w).where(lr.notna(), var[h])
+        return pd.DataFrame(out, index=var.index)
 
 # %% ../nbs/09_volatility.ipynb #56038f68
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
