@@ -3,10 +3,11 @@
 Run: CRYPTOFORECAST_DATA_DIR=../shared/data/raw .venv/bin/python benchmarks/volatility.py [--coins BTC,ETH]
 Every coin with enough history for the backtest's walk-forward folds (5 folds x 146 test days, its validation size
 and fewest training days); each estimator is fitted on each fold's training part and scored on its test origins
-against the squared h-day log return (`project`, the pooled HAR with the weekday-adjusted combination, is the sigma
-every forecast's intervals are scaled by). Prints, per horizon: the median over coins of QLIKE / the baseline's QLIKE
-(below 1 is better), the share of coins where the estimator beats the baseline, and the pooled QLIKE; then the same
-split by fold and by the year of the test origin; then the seconds each estimator took and the wall time.
+against the squared h-day log return (`project`, the pooled HAR with the weekday-adjusted combination, pulled toward
+the coin's last-year variance at 7 and 30 days, is the sigma every forecast's intervals are scaled by). Prints, per
+horizon: the median over coins of QLIKE / the baseline's QLIKE (below 1 is better), the share of coins where the
+estimator beats the baseline, and the pooled QLIKE; then the same split by fold and by the year of the test origin;
+then the seconds each estimator took and the wall time.
 Goal (for information): the best estimator's median ratio <= 0.90, 0.92, 0.85 at 1, 7, 30 days, below 1 on >= 90% of coins.
 """
 import argparse, time, warnings
