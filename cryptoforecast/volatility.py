@@ -17,11 +17,12 @@ from .features import targets, warmup_days
 # %% auto #0
 __all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'LONG_RUN_WINDOW', 'LONG_RUN_MIN',
            'LONG_RUN_WEIGHT', 'ESTIMATORS', 'volatility_frame', 'daily_returns', 'parkinson_variance', 'predictions',
-           'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter', 'garch_horizon_sums', 'GARCHVol', 'har_features',
-           'future_log_rv', 'training_origins', 'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors',
-           'PooledHAR', 'CombinedVol', 'WeekdayVol', 'long_run_variance', 'long_run_weight', 'ProjectVol',
-           'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike',
-           'fold_volatility', 'pool_volatility', 'fold_sigma']
+           'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter', 'garch_horizon_sums',
+           'linear_constraint_jacobians', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
+           'frame_positions', 'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors', 'PooledHAR', 'CombinedVol',
+           'WeekdayVol', 'long_run_variance', 'long_run_weight', 'ProjectVol', 'pooled_fits', 'forecast_folds',
+           'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike', 'fold_volatility', 'pool_volatility',
+           'fold_sigma']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
 OHLC = ['open', 'high', 'low', 'close']
@@ -40,18 +41,24 @@ def volatility_frame(ohlcv: pd.DataFrame, horizons=None, warmup: int|None = None
 PARKINSON = 1 / (4 * np.log(2))
 VAR_FLOOR = 1e-8
 
+def _log_returns(close: np.ndarray) -> np.ndarray:
+    with np.errstate(divide='ignore', invalid='ignore'):
+        r = np.diff(np.log(close), prepend=np.nan)
+    return np.where(np.isnan(r), 0.0, r)
+
 def daily_returns(frame: pd.DataFrame) -> pd.Series:
     "Close-to-close daily log returns on `frame`'s dates (0 on the first day)."
-    return np.log(frame['close'].astype(float)).diff().fillna(0.0).rename('ret')
+    return pd.Series(_log_returns(frame['close'].to_numpy(float)), index=frame.index, name='ret')
 
 def parkinson_variance(frame: pd.DataFrame) -> pd.Series:
     "Parkinson's daily variance from high and low; invalid or zero ranges fall back to r^2, then to the previous day."
-    high, low = frame['high'].astype(float), frame['low'].astype(float)
+    high, low = frame['high'].to_numpy(float), frame['low'].to_numpy(float)
     with np.errstate(divide='ignore', invalid='ignore'):
         rv = PARKINSON * np.log(high / low) ** 2
     valid = np.isfinite(rv) & (low > 0) & (high >= low) & (rv > 0)
-    rv = rv.where(valid, daily_returns(frame) ** 2)
-    return rv.where(rv > 0).ffill().fillna(VAR_FLOOR).clip(lower=VAR_FLOOR).rename('rv')
+    rv = np.where(valid, rv, _log_returns(frame['close'].to_numpy(float)) ** 2)
+    rv = pd.Series(np.where(rv > 0, rv, np.nan), index=frame.index).ffill().to_numpy()
+    return pd.Series(np.maximum(np.nan_to_num(rv, nan=VAR_FLOOR), VAR_FLOOR), index=frame.index, name='rv')
 
 # %% ../nbs/09_volatility.ipynb #a0ed1369
 PRED_COLUMNS = ['coin', 'origin', 'horizon', 'estimator', 'sigma', 'actual']
@@ -129,6 +136,19 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
         if k in horizons: out[k] = total.copy()
     return out
 
+# %% ../nbs/09_volatility.ipynb #8d45e96d
+def linear_constraint_jacobians():
+    "Make `arch` pass SLSQP the exact gradients of its linear constraints `a @ params - b >= 0` (idempotent)."
+    import arch.univariate.base as base
+    original = base.constraint
+    if getattr(original, 'with_jacobians', False): return
+    def constraint(a, b):
+        cons = original(a, b)
+        for row, con in zip(np.asarray(a, dtype=float), cons): con.setdefault('jac', lambda params, *args, row=row: row)
+        return cons
+    constraint.with_jacobians, constraint.original = True, original
+    base.constraint = constraint
+
 # %% ../nbs/09_volatility.ipynb #da1e1ef8
 class GARCHVol:
     "GARCH(1,1) (`o=0`) or GJR-GARCH(1,1) (`o=1`), Student-t, fitted by `arch` on the training returns, then filtered."
@@ -146,6 +166,7 @@ class GARCHVol:
 
     def fit(self, fold: Fold):
         from arch import arch_model
+        linear_constraint_jacobians()
         r = daily_returns(fold.frame).loc[:_train_end(fold)].iloc[1:]
         self.scale_ = 100.0
         while (self.scale_ * r).var() < 1 and self.scale_ < 1e8: self.scale_ *= 10
@@ -203,6 +224,12 @@ def training_origins(fold: Fold, h: int, end=None) -> pd.DatetimeIndex:
     end = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
     return fold.train[fold.train + pd.Timedelta(days=int(h)) <= end]
 
+def frame_positions(fold: Fold, dates: pd.DatetimeIndex) -> np.ndarray:
+    "Row numbers of `dates` in the fold's frame (each must be one of its dates)."
+    at = fold.frame.index.get_indexer(dates)
+    if (at < 0).any(): raise KeyError(f"{fold.coin}: {int((at < 0).sum())} date(s) are not in the fold's frame")
+    return at
+
 # %% ../nbs/09_volatility.ipynb #ba17f06a
 def _ols(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     "OLS coefficients of y on [1, X]."
@@ -221,11 +248,13 @@ class HARVol:
 
     def fit(self, fold: Fold):
         rv, F = self._features(fold)
+        features = F.to_numpy(float)
         self.coef_, self.scale_, self.rows_ = {}, {}, {}
         for h in fold.horizons:
             rows = training_origins(fold, h)
-            X, y = F.loc[rows].to_numpy(float), future_log_rv(rv, h).loc[rows].to_numpy(float)
-            y2 = fold.frame.loc[rows, target_col(h)].to_numpy(float) ** 2
+            at = frame_positions(fold, rows)
+            X, y = features[at], future_log_rv(rv, h).to_numpy(float)[at]
+            y2 = fold.frame[target_col(h)].to_numpy(float)[at] ** 2
             ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & np.isfinite(y2)
             coef = _ols(X[ok], y[ok])
             self.coef_[h], self.rows_[h] = coef, rows[ok]
@@ -253,7 +282,7 @@ def weekday_factors(ratio: pd.Series, prior: float = WEEKDAY_PRIOR) -> np.ndarra
 
 def next_day_ratio(fold: Fold, rows: pd.DatetimeIndex, daily) -> pd.Series:
     "The squared return of the day after each origin of `rows` over `daily`, its variance forecast; indexed by that day."
-    r2 = (daily_returns(fold.frame) ** 2).shift(-1).loc[rows].to_numpy()
+    r2 = np.append(daily_returns(fold.frame).to_numpy()[1:] ** 2, np.nan)[frame_positions(fold, rows)]
     return pd.Series(r2 / np.asarray(daily, float), index=rows + pd.Timedelta(days=1))
 
 def span_factors(dates: pd.DatetimeIndex, factors, h: int) -> np.ndarray:
@@ -265,25 +294,31 @@ def span_factors(dates: pd.DatetimeIndex, factors, h: int) -> np.ndarray:
 class PooledHAR:
     "HAR-style log-variance features, centred per coin on its training level, one pooled OLS per horizon across coins."
     name = 'pooled_har'
-    def _features(self, fold: Fold, end=None, cache=None, level: float|None = None) -> tuple[pd.Series, pd.DataFrame, float]:
-        "Daily variance, centred features and the coin's level (its mean log variance over training, unless given)."
-        key = (id(fold), end)
-        if cache is not None and key in cache: return cache[key]
-        rv = parkinson_variance(fold.frame)
-        r2 = (daily_returns(fold.frame) ** 2).clip(lower=VAR_FLOOR)
-        F = har_features(rv).assign(log_r2_w=np.log(r2.rolling(5).mean()), log_r2_m=np.log(r2.rolling(22).mean()))
+    def _raw(self, fold: Fold, cache=None) -> dict:
+        "The frame's daily variance `rv`, its uncentred features `X` [n, 5] and (filled on demand) future log variances."
+        raw = cache.get(id(fold)) if cache is not None else None      # they depend on the frame alone
+        if raw is None:
+            rv = parkinson_variance(fold.frame)
+            r2 = np.maximum(daily_returns(fold.frame) ** 2, VAR_FLOOR)
+            F = har_features(rv).assign(log_r2_w=np.log(r2.rolling(5).mean()), log_r2_m=np.log(r2.rolling(22).mean()))
+            raw = dict(rv=rv, X=F.to_numpy(float), future={})
+            if cache is not None: cache[id(fold)] = raw
+        return raw
+
+    def _features(self, fold: Fold, end=None, cache=None, level: float|None = None) -> tuple[dict, np.ndarray, float]:
+        "The raw features, the centred ones `[n, 5]` and the coin's level (its mean log variance over training up to `end`, unless given)."
+        raw = self._raw(fold, cache)
         if level is None:
             stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
-            level = float(np.log(rv.loc[fold.train[0]:stop]).mean())
-        out = (rv, F - level, level)
-        if cache is not None: cache[key] = out
-        return out
+            level = float(np.log(raw['rv'].loc[fold.train[0]:stop]).mean())
+        return raw, raw['X'] - level, level
 
     def _rows(self, fold: Fold, h: int, end, cache=None):
-        rv, F, level = self._features(fold, end, cache)
-        rows = training_origins(fold, h, end)
-        X, y = F.loc[rows].to_numpy(float), future_log_rv(rv, h).loc[rows].to_numpy(float) - level
-        y2 = fold.frame.loc[rows, target_col(h)].to_numpy(float) ** 2 / np.exp(level)
+        raw, X, level = self._features(fold, end, cache)
+        if h not in raw['future']: raw['future'][h] = future_log_rv(raw['rv'], h).to_numpy(float)
+        at = frame_positions(fold, training_origins(fold, h, end))
+        X, y = X[at], raw['future'][h][at] - level
+        y2 = fold.frame[target_col(h)].to_numpy(float)[at] ** 2 / np.exp(level)
         ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & np.isfinite(y2)
         return X[ok], y[ok], y2[ok]
 
@@ -304,9 +339,10 @@ class PooledHAR:
 
     def _daily_ratio(self, fold: Fold, cache=None) -> pd.Series:
         "Next-day squared returns over the fitted daily variance, on the fold's rows inside the fit, indexed by the return's day."
-        _, F, level = self._features(fold, self.end_, cache)
+        _, X, level = self._features(fold, self.end_, cache)
         h0, rows = min(self.horizons), training_origins(fold, 1, self.end_)
-        return next_day_ratio(fold, rows, self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], F.loc[rows].to_numpy(float))))
+        X = X[frame_positions(fold, rows)]
+        return next_day_ratio(fold, rows, self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], X)))
 
     def fit(self, fold: Fold): return self.fit_many([fold])
 
@@ -319,10 +355,10 @@ class PooledHAR:
 
     def variance(self, fold: Fold) -> pd.DataFrame:
         "h-day variance forecasts on every date of the fold's frame (centred on the coin's `level_` when fixed by `for_coin`)."
-        _, F, level = self._features(fold, level=getattr(self, 'level_', None))
-        X = F.to_numpy(float)
+        _, X, level = self._features(fold, level=getattr(self, 'level_', None))
+        ix = fold.frame.index
         return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + _ols_predict(self.coef_[h], X))
-                                * span_factors(F.index, self.factors_, h) for h in fold.horizons}, index=F.index)
+                                * span_factors(ix, self.factors_, h) for h in fold.horizons}, index=ix)
 
 # %% ../nbs/09_volatility.ipynb #5023023a
 class CombinedVol:
@@ -334,8 +370,10 @@ class CombinedVol:
         return self
     def variance(self, fold: Fold) -> pd.DataFrame:
         "h-day variance forecasts on every date of the fold's frame (NaN where a member has none)."
-        logs = [np.log(m.variance(fold).reindex(fold.frame.index).clip(lower=VAR_FLOOR)) for m in self.fitted_]
-        return np.exp(sum(logs) / len(logs))
+        cols = list(fold.horizons)
+        logs = [np.log(np.maximum(m.variance(fold).reindex(index=fold.frame.index, columns=cols).to_numpy(float), VAR_FLOOR))
+                for m in self.fitted_]
+        return pd.DataFrame(np.exp(sum(logs) / len(logs)), index=fold.frame.index, columns=cols)
 
 # %% ../nbs/09_volatility.ipynb #a11581fb
 class WeekdayVol:
@@ -377,7 +415,7 @@ class ProjectVol(CombinedVol):
     def variance(self, fold: Fold) -> pd.DataFrame:
         "h-day variance forecasts on every date of the fold's frame (the members' alone where the long run is not known yet)."
         var = super().variance(fold)
-        lr = long_run_variance(fold.frame).reindex(var.index).clip(lower=VAR_FLOOR)
+        lr = np.maximum(long_run_variance(fold.frame).reindex(var.index), VAR_FLOOR)
         out = {}
         for h in var.columns:
             w = long_run_weight(h, self.long_run)
