@@ -136,7 +136,7 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
         if k in horizons: out[k] = total.copy()
     return out
 
-# %% ../nbs/09_volatility.ipynb #8d45e96d
+# %% ../nbs/09_volatility.ipynb #23694b5f
 def linear_constraint_jacobians():
     "Make `arch` pass SLSQP the exact gradients of its linear constraints `a @ params - b >= 0` (idempotent)."
     import arch.univariate.base as base
@@ -295,30 +295,38 @@ class PooledHAR:
     "HAR-style log-variance features, centred per coin on its training level, one pooled OLS per horizon across coins."
     name = 'pooled_har'
     def _raw(self, fold: Fold, cache=None) -> dict:
-        "The frame's daily variance `rv`, its uncentred features `X` [n, 5] and (filled on demand) future log variances."
-        raw = cache.get(id(fold)) if cache is not None else None      # they depend on the frame alone
+        "What the fits read of the fold's frame, as arrays (kept in `cache` by fold: a fit at every training end reads them)."
+        raw = cache.get(id(fold)) if cache is not None else None
         if raw is None:
-            rv = parkinson_variance(fold.frame)
-            r2 = np.maximum(daily_returns(fold.frame) ** 2, VAR_FLOOR)
+            rv, r = parkinson_variance(fold.frame), daily_returns(fold.frame).to_numpy()
+            r2 = pd.Series(np.maximum(r ** 2, VAR_FLOOR), index=fold.frame.index)
             F = har_features(rv).assign(log_r2_w=np.log(r2.rolling(5).mean()), log_r2_m=np.log(r2.rolling(22).mean()))
-            raw = dict(rv=rv, X=F.to_numpy(float), future={})
+            raw = dict(rv=rv, X=F.to_numpy(float), log_rv=np.concatenate([[0.0], np.cumsum(np.log(rv.to_numpy()))]),
+                       train_at=frame_positions(fold, fold.train), next_r2=np.append(r[1:] ** 2, np.nan), future={}, target={})
             if cache is not None: cache[id(fold)] = raw
         return raw
 
     def _features(self, fold: Fold, end=None, cache=None, level: float|None = None) -> tuple[dict, np.ndarray, float]:
-        "The raw features, the centred ones `[n, 5]` and the coin's level (its mean log variance over training up to `end`, unless given)."
+        "The raw arrays, the centred features `[n, 5]` and the coin's level (its mean log variance over training up to `end`, unless given)."
         raw = self._raw(fold, cache)
         if level is None:
             stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
-            level = float(np.log(raw['rv'].loc[fold.train[0]:stop]).mean())
+            first, last = raw['train_at'][0], fold.frame.index.searchsorted(stop, side='right')
+            level = float((raw['log_rv'][last] - raw['log_rv'][first]) / (last - first))
         return raw, raw['X'] - level, level
+
+    def _origins(self, fold: Fold, raw: dict, h: int, end) -> np.ndarray:
+        "Frame positions of `training_origins(fold, h, end)`, a prefix of the training rows."
+        stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
+        return raw['train_at'][:fold.train.searchsorted(stop - pd.Timedelta(days=int(h)), side='right')]
 
     def _rows(self, fold: Fold, h: int, end, cache=None):
         raw, X, level = self._features(fold, end, cache)
-        if h not in raw['future']: raw['future'][h] = future_log_rv(raw['rv'], h).to_numpy(float)
-        at = frame_positions(fold, training_origins(fold, h, end))
-        X, y = X[at], raw['future'][h][at] - level
-        y2 = fold.frame[target_col(h)].to_numpy(float)[at] ** 2 / np.exp(level)
+        if h not in raw['future']:
+            raw['future'][h] = future_log_rv(raw['rv'], h).to_numpy(float)
+            raw['target'][h] = fold.frame[target_col(h)].to_numpy(float) ** 2
+        at = self._origins(fold, raw, h, end)
+        X, y, y2 = X[at], raw['future'][h][at] - level, raw['target'][h][at] / np.exp(level)
         ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & np.isfinite(y2)
         return X[ok], y[ok], y2[ok]
 
@@ -339,10 +347,10 @@ class PooledHAR:
 
     def _daily_ratio(self, fold: Fold, cache=None) -> pd.Series:
         "Next-day squared returns over the fitted daily variance, on the fold's rows inside the fit, indexed by the return's day."
-        _, X, level = self._features(fold, self.end_, cache)
-        h0, rows = min(self.horizons), training_origins(fold, 1, self.end_)
-        X = X[frame_positions(fold, rows)]
-        return next_day_ratio(fold, rows, self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], X)))
+        raw, X, level = self._features(fold, self.end_, cache)
+        h0, at = min(self.horizons), self._origins(fold, raw, 1, self.end_)
+        daily = self.scale_[h0] * np.exp(level + _ols_predict(self.coef_[h0], X[at]))
+        return pd.Series(raw['next_r2'][at] / daily, index=fold.frame.index[at] + pd.Timedelta(days=1))   # as `next_day_ratio`
 
     def fit(self, fold: Fold): return self.fit_many([fold])
 
