@@ -15,8 +15,8 @@ from .metrics import QUANTILES, dm_from_diff, quantile_col
 
 # %% auto #0
 __all__ = ['SHRINK_GRID', 'SHRINK_PRIOR', 'SHRINK_ALPHA', 'T_NU', 'ACI_GAMMA', 'fit_shrinkage', 'shrinkage_factor', 'unit_t_ppf',
-           'ResidualQuantiles', 'increasing_levels', 'adaptive_quantiles', 'HorizonCalibration', 'Calibration',
-           'calibrate_pooled']
+           'sorted_quantile', 'ResidualQuantiles', 'increasing_levels', 'adaptive_quantiles', 'HorizonCalibration',
+           'Calibration', 'calibrate_pooled']
 
 # %% ../nbs/09a_calibration.ipynb #d3e26d30
 SHRINK_GRID = np.linspace(0.0, 1.0, 101)
@@ -50,6 +50,15 @@ def unit_t_ppf(tau, nu: float = T_NU) -> np.ndarray:
     "Quantiles of a Student-t with `nu` degrees of freedom scaled to unit variance."
     return student_t.ppf(tau, nu) * np.sqrt((nu - 2) / nu)
 
+def sorted_quantile(z: np.ndarray, tau) -> np.ndarray:
+    "`np.quantile(z, tau)` (its default, linear method) of an already sorted `z`, without sorting it again."
+    tau = np.asarray(tau, float)
+    pos = tau * (len(z) - 1)
+    lo = np.clip(np.floor(pos).astype(int), 0, len(z) - 1)
+    hi, t = np.minimum(lo + 1, len(z) - 1), pos - lo
+    a, b = z[lo], z[hi]
+    return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)   # numpy's own rounding, both halves
+
 @dataclass
 class ResidualQuantiles:
     "Quantile function of standardised residuals: the empirical one, pulled toward a Student-t of the same median and IQR."
@@ -57,6 +66,8 @@ class ResidualQuantiles:
     n_eff: float
     prior_weight: float = 100.0
     _table: tuple|None = field(default=None, init=False, repr=False, compare=False)   # the function on a fine grid
+
+    def __post_init__(self): self.z = np.sort(np.asarray(self.z, float))
 
     @classmethod
     def fit(cls, z, h: int = 1, prior_weight: float = 100.0) -> ResidualQuantiles:
@@ -77,8 +88,8 @@ class ResidualQuantiles:
         "The quantiles at levels `tau`, computed from the sample (slow in the online loop: `ppf` tabulates it)."
         tau = np.clip(np.asarray(tau, float), 1e-4, 1 - 1e-4)
         if len(self.z) < 5: return unit_t_ppf(tau)
-        emp = np.quantile(self.z, tau)
-        lo, mid, hi = np.quantile(self.z, [0.25, 0.5, 0.75])
+        emp = sorted_quantile(self.z, tau)
+        lo, mid, hi = sorted_quantile(self.z, [0.25, 0.5, 0.75])
         scale = max(hi - lo, 1e-6) / (unit_t_ppf(0.75) - unit_t_ppf(0.25))
         w = self.n_eff / (self.n_eff + self.prior_weight)
         return w * emp + (1 - w) * (mid + scale * unit_t_ppf(tau))
@@ -179,16 +190,17 @@ def calibrate_pooled(preds: pd.DataFrame, models, shrink: bool = True, **kwargs)
     "The test rows of `preds`, those of `models` with means and quantiles re-calibrated on validation rows pooled across coins."
     need = [c for c in ('part', 'point', 'sigma', 'fold') if c not in preds]
     if need: raise ValueError(f"calibrate_pooled: the predictions lack column(s) {need}")
-    val, test = preds[preds['part'] == 'val'], preds[preds['part'] == 'test'].reset_index(drop=True)
+    val = preds[(preds['part'] == 'val') & preds['model'].isin(list(models))]
+    test = preds[preds['part'] == 'test'].reset_index(drop=True)
     qcols = [quantile_col(q) for q in QUANTILES]
     mean_out, q_out = test['mean'].to_numpy(float).copy(), test[qcols].to_numpy(float).copy()
     shrink_out = np.full(len(test), np.nan)
     todo = test[test['model'].isin(list(models))]
     starts = todo.groupby(['coin', 'fold'])['origin'].transform('min')
     for start in sorted(starts.unique()):
-        pool = _pool_for(val, start)
+        pool = dict(list(_pool_for(val, start).groupby(['model', 'horizon'])))
         for (model, h), rows in todo[starts == start].groupby(['model', 'horizon']):
-            v = pool[(pool['model'] == model) & (pool['horizon'] == h)]
+            v = pool.get((model, h), val.iloc[:0])
             cal = HorizonCalibration.fit(v['point'], v['sigma'], v['actual'], int(h), v['origin'], shrink=shrink, **kwargs)
             for _, g in rows.groupby('coin'):
                 g = g.sort_values('origin')
