@@ -122,6 +122,7 @@ if __name__ == '__main__':
     p.add_argument('--jobs', type=int, default=2)
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--epochs', type=int, default=None)
+    p.add_argument('--coin-embedding', action='store_true', help='global deep models also read a learned code of each training coin')
     p.add_argument('--cache-dir', default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
     p.add_argument('--out', default='benchmarks/out/skill_predictions.parquet')
     p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
@@ -143,6 +144,8 @@ if __name__ == '__main__':
     if a.cache_dir and across: sys.exit(f"error: {', '.join(across)} fitted across coins: cannot be cached per coin")
     if a.cache_dir and a.raw: sys.exit('error: --raw cannot be used with --cache-dir (the cache holds calibrated rows)')
     kw = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True) if a.epochs}
+    if a.coin_embedding:
+        for m in model_names(needs_windows=True, is_global=True): kw[m] = {**kw.get(m, {}), 'coin_embedding': True}
     if kw and 'ensemble' in models: kw['ensemble'] = {'member_kwargs': dict(kw)}
     t0 = time.time()
     universe = load_universe(sources=dict(a.source or []))

@@ -212,6 +212,7 @@ def backtest_parser() -> ArgParser:
     p.add_argument('--folds', type=positive_int, default=5)
     p.add_argument('--test-size', type=positive_int, default=146, help='test origins per fold (days)')
     p.add_argument('--epochs', type=positive_int, default=None, help='epochs for the deep models')
+    p.add_argument('--coin-embedding', action='store_true', help='global deep models also read a learned code of each training coin')
     p.add_argument('--data-dir', type=existing_dir)
     p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
                    help='use FILE for COIN (when two files of a coin disagree); repeatable')
@@ -225,9 +226,15 @@ def backtest_parser() -> ArgParser:
 
 def backtest_cli(argv: list[str]) -> int:
     "`cryptoforecast backtest ...`"
-    a = backtest_parser().parse_args(argv)
+    p = backtest_parser()
+    a = p.parse_args(argv)
     models = a.models
     deep = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True)} if a.epochs else {}
+    if a.coin_embedding:
+        global_deep = model_names(needs_windows=True, is_global=True)
+        if not set(global_deep) & set(models) and not any(model_entry(m).is_ensemble for m in models):
+            p.error(f"argument --coin-embedding: needs a global deep model among --models ({', '.join(global_deep)})")
+        for m in global_deep: deep[m] = {**deep.get(m, {}), 'coin_embedding': True}
     kw = {**deep, **{e: {'member_kwargs': deep} for e in models if deep and model_entry(e).is_ensemble}}
     t0 = time.time()
     preds, skipped = run_backtest(None if a.all else a.coins, models, a.horizons, a.folds, a.test_size,

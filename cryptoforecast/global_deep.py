@@ -47,10 +47,24 @@ class GlobalKeras:
     "Mixin: one network for many coins, inputs and targets in each coin's own training units."
     is_global = True
 
-    def __init__(self, n_features: int = 40, windows_per_epoch: int = 8192, **kwargs):
+    def __init__(self, n_features: int = 40, windows_per_epoch: int = 8192, coin_embedding: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.n_features_common, self.windows_per_epoch = int(n_features), int(windows_per_epoch)
-        self.views_ = {}
+        self.coin_embedding, self.views_, self.coins_ = bool(coin_embedding), {}, []
+
+    def coin_code(self, coin: str) -> np.ndarray:
+        "The coin's centred one-hot code over the training coins `coins_` (1 - 1/n at its place, -1/n elsewhere); zeros for any other coin."
+        n = len(self.coins_)
+        if coin not in self.coins_: return np.zeros(n, 'float32')
+        code = np.full(n, -1.0 / n, 'float32')
+        code[self.coins_.index(coin)] += 1.0
+        return code
+
+    def _rows(self, fold) -> np.ndarray:
+        "What the network reads of every day of the fold's frame: the coin's scaled features, then its code (with `coin_embedding`)."
+        rows = self._view(fold).rows(fold.frame)
+        if not self.coins_: return rows
+        return np.hstack([rows, np.broadcast_to(self.coin_code(fold.coin), (len(rows), len(self.coins_)))])
 
     def _view(self, fold) -> CoinView:
         if fold.coin not in self.views_:
@@ -65,7 +79,7 @@ class GlobalKeras:
             pos, ix = window_positions(f.frame, f.origins(part), self.lookback)
             y = f.frame.loc[ix, [target_col(h) for h in self.horizons]].to_numpy('float32') / v.vol
             ok = np.isfinite(y).all(axis=1)
-            S.append(v.rows(f.frame)); ends.append(pos[ok] + offset); Y.append(y[ok])
+            S.append(self._rows(f)); ends.append(pos[ok] + offset); Y.append(y[ok])
             offset += len(f.frame)
         return np.concatenate(S), np.concatenate(ends), np.concatenate(Y)
 
@@ -78,8 +92,9 @@ class GlobalKeras:
         counts = Counter(c for f in folds for c in f.features if c in common)
         self.features_ = [c for c, _ in counts.most_common(self.n_features_common)]
         self.views_ = {f.coin: CoinView.fit(f, self.features_, self.horizons) for f in folds}
+        self.coins_ = sorted(f.coin for f in folds) if self.coin_embedding else []
         seed_everything(self.seed)
-        self.n_features, self.y_scale = len(self.features_), np.ones(len(self.horizons), 'float32')
+        self.n_features, self.y_scale = len(self.features_) + len(self.coins_), np.ones(len(self.horizons), 'float32')
         mixed = has_gpu() if self.mixed_precision == 'auto' else bool(self.mixed_precision)
         with precision_policy(mixed): self.model = self.build_model((self.lookback, self.n_features), len(self.horizons))
         self._train(folds)
@@ -129,7 +144,7 @@ class GlobalKeras:
     def input_windows(self, fold, part: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
         "The windows of `part` in the coin's own training units (its `CoinView`), and their origins: what the network reads."
         pos, origins = window_positions(fold.frame, fold.origins(part), self.lookback)
-        return gather_windows(self._view(fold).rows(fold.frame), pos, self.lookback), origins
+        return gather_windows(self._rows(fold), pos, self.lookback), origins
 
     def input_features(self, fold) -> list: return list(self.features_)   # the features common to the coins it was fitted on
 
@@ -138,8 +153,10 @@ class GlobalKeras:
         q = self.predict_quantiles(X).astype('float64') * self._view(fold).vol[None, :, None]
         return q[..., self.quantiles.index(0.5)], q
 
-    def saved_state(self) -> dict: return dict(views=self.views_, features=self.features_)
-    def restore_state(self, state: dict) -> None: self.views_, self.features_ = state['views'], state['features']
+    def saved_state(self) -> dict: return dict(views=self.views_, features=self.features_, coins=self.coins_)
+    def restore_state(self, state: dict) -> None:
+        self.views_, self.features_, self.coins_ = state['views'], state['features'], list(state.get('coins', []))
+        self.coin_embedding = bool(self.coins_)
 
 # %% ../nbs/15_global_deep.ipynb #b7b226d9
 class GlobalLSTM(GlobalKeras, LSTMForecaster):

@@ -402,9 +402,10 @@ def attempt(coin: str, fn) -> dict:
 def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble: bool = True, tune: bool = False, tune_trials: int = 20,
                  tune_models=('lightgbm',), walk_forward: bool = False, seed: int = 42, artifacts_dir=None, universe: dict|None = None,
                  track: bool = True, explain: bool = True, progress: bool = True, horizons=None,
-                 register: bool = True, fine_tune: int = 0):
-    """Train `coins` with the global models among `models` fitted once per cut-off for all of them, then every coin through the
-    stages of `train_coin`; yields each coin's summary as it is done (`status` ok, skipped or failed)."""
+                 register: bool = True, fine_tune: int = 0, coin_embedding: bool = False):
+    """Train `coins` with the global models among `models` fitted once per cut-off for all of them (the deep ones with a
+    learned code per coin when `coin_embedding`), then every coin through the stages of `train_coin`; yields each coin's
+    summary as it is done (`status` ok, skipped or failed)."""
     names = _check_request(epochs, models)
     cfg, art = _setup(seed, horizons, artifacts_dir, track)
     coins = [c.upper() for c in coins]
@@ -416,7 +417,8 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
     pool_volatility(folds)   # the coins' sigmas read the HAR pooled across all of them, as in the backtest
     for c in coins:
         if c in skipped: yield dict(coin=c, status='skipped', seconds=0.0, error=skipped[c])
-    prefit, fits, failed = fit_global(folds, names, seed, epochs=epochs, progress=progress, fine_tune=fine_tune)
+    params = {m: {'coin_embedding': True} for m in model_names(needs_windows=True, is_global=True)} if coin_embedding else None
+    prefit, fits, failed = fit_global(folds, names, seed, params=params, epochs=epochs, progress=progress, fine_tune=fine_tune)
     global_run = f"global-{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}-{uuid.uuid4().hex[:6]}"  # the MLflow tag all its runs share
     settings = dict(epochs=epochs, ensemble=ensemble, tune=tune, tune_trials=tune_trials, tune_models=tuple(tune_models),
                     walk_forward=walk_forward, seed=seed, track=track, explain=explain, progress=progress, register=register)
@@ -444,6 +446,7 @@ def train_parser() -> ArgParser:
     p.add_argument('--no-ensemble', action='store_true', help='skip the ensemble')
     p.add_argument('--fine-tune', type=non_negative_int, default=0, metavar='N',
                    help='with global deep models: N more epochs on each coin alone, a network per coin (default 0)')
+    p.add_argument('--coin-embedding', action='store_true', help='global deep models also read a learned code of each training coin')
     p.add_argument('--tune', action='store_true', help='tune hyper-parameters with Optuna first')
     p.add_argument('--tune-trials', type=positive_int, default=20, help='Optuna trials per tuned model (default 20)')
     p.add_argument('--tune-models', type=names(SEARCH_SPACES, 'tunable model'), default=['lightgbm'],
@@ -471,6 +474,9 @@ def parse_train_args(argv: list[str]):
                 f"the global ones included (drop it, or use {ENSEMBLE})")
     if a.fine_tune and not any(model_entry(m).is_global for m in a.models):
         p.error("argument --fine-tune: needs a global model among --models (e.g. lstm_global)")
+    global_deep = model_names(needs_windows=True, is_global=True)
+    if a.coin_embedding and not set(global_deep) & set(a.models):
+        p.error(f"argument --coin-embedding: needs a global deep model among --models ({', '.join(global_deep)})")
     if a.tune:
         extra = [m for m in a.tune_models if m not in a.models]
         if extra: p.error(f"argument --tune-models: {', '.join(extra)} not among --models ({','.join(a.models)})")
@@ -496,7 +502,7 @@ def train_cli(argv: list[str]) -> int:
     kw = dict(epochs=a.epochs, ensemble=not a.no_ensemble, tune=a.tune, tune_trials=a.tune_trials, tune_models=a.tune_models,
               walk_forward=a.walk_forward, seed=a.seed, artifacts_dir=art, universe=universe, models=a.models,
               track=not a.no_mlflow, register=not a.no_register)
-    if any(model_entry(m).is_global for m in a.models): results = train_global(todo, fine_tune=a.fine_tune, **kw)
+    if any(model_entry(m).is_global for m in a.models): results = train_global(todo, fine_tune=a.fine_tune, coin_embedding=a.coin_embedding, **kw)
     else:
         from tqdm.auto import tqdm
         results = (attempt(c, lambda c=c: train_coin(c, **kw)) for c in tqdm(todo, desc='coins', unit='coin', disable=None))

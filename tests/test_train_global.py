@@ -171,3 +171,10 @@ def test_global_lstm_one_epoch(tmp_path):
     m, e = (model_class('lstm_global').load(rep['models']['lstm_global']) for rep in reps)
     assert m.fold_meta_['coin'] == 'BTC'
     assert not all(np.array_equal(x, y) for x, y in zip(m.model.get_weights(), e.model.get_weights()))   # fine-tuned apart
+
+def test_coin_embedding_without_a_global_deep_model_is_one_line_exit_2(tmp_path):
+    for command in ('train', 'backtest'):
+        which = ['--crypto', 'BTC'] if command == 'train' else ['--coins', 'BTC']
+        r = run_cli(command, *which, '--models', 'naive,lightgbm_global', '--coin-embedding', cwd=tmp_path)
+        assert r.returncode == 2 and r.stderr.count('\n') == 1 and '--coin-embedding: needs a global deep model' in r.stderr, r.stderr
+        assert 'Traceback' not in r.stderr and r.stdout == ''
