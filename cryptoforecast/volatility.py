@@ -417,6 +417,8 @@ class ProjectVol(CombinedVol):
     def __init__(self, long_run: float = LONG_RUN_WEIGHT):
         super().__init__(('combo_wd', 'pooled_har'))
         self.long_run = float(long_run)
+    def __setstate__(self, state: dict):
+        self.__dict__.update({'long_run': 0.0, **state})   # pickled before the pull existed: it forecasts as it did then
     def fit(self, fold: Fold, pooled: PooledHAR|None = None):
         self.fitted_ = [WeekdayVol().fit(fold), (pooled if pooled is not None else PooledHAR().fit(fold)).for_coin(fold)]
         return self
