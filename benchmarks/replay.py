@@ -19,6 +19,11 @@ from cryptoforecast.data import load_universe
 from cryptoforecast.tracking import setup_mlflow
 
 
+def alert_kinds(alerts: str) -> set:
+    "The checks named in one day's alerts ('challenger/h1:drift;champion/h7:cov95,volatility' -> {'drift', 'cov95', 'volatility'})."
+    return {k for part in alerts.split(';') if ':' in part for k in part.split(':', 1)[1].split(',') if k}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--coin', default='BTC')
@@ -54,12 +59,15 @@ def main():
         cols = ['alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95',
                 'pit_ks_p', 'psi', 'vol_ratio', 'alerts']
         print(f"\nmonitor as of {last.date()}:\n" + table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    flagged = log[(log['alerts'] != '') & (log['day'] >= (planted if planted is not None else first))]
+    kinds = log['alerts'].map(alert_kinds)
     if planted is not None:
+        flagged = log[kinds.map(lambda k: 'volatility' in k) & (log['day'] >= planted)]
         when = f"first flagged on {flagged['day'].iloc[0].date()}, {(flagged['day'].iloc[0] - planted).days} days after" \
             if len(flagged) else 'never flagged'
-        print(f"\nplanted drift from {planted.date()}: {when}")
-    print(f"days with an alert: {int((log['alerts'] != '').sum())} of {len(log)}")
+        print(f"\nplanted volatility from {planted.date()}: the volatility check {when}")
+    counts = {k: int(kinds.map(lambda ks, k=k: k in ks).sum()) for k in sorted(set().union(*kinds))}
+    print(f"days with an alert: {int((log['alerts'] != '').sum())} of {len(log)}"
+          + (f" (days per check: {', '.join(f'{k} {n}' for k, n in counts.items())})" if counts else ''))
     print(f"\n{per_day:.2f} s per simulated day (retraining included); artifacts in {art}")
 
 
