@@ -52,6 +52,11 @@ class GlobalKeras:
         self.n_features_common, self.windows_per_epoch = int(n_features), int(windows_per_epoch)
         self.coin_embedding, self.views_, self.coins_ = bool(coin_embedding), {}, []
 
+    def get_params(self) -> dict:
+        "The network's constructor arguments and the mixin's own, so that `save`, `load` and `repr` keep `coin_embedding` and the rest."
+        return dict(super().get_params(), n_features=self.n_features_common, windows_per_epoch=self.windows_per_epoch,
+                    coin_embedding=self.coin_embedding)
+
     def coin_code(self, coin: str) -> np.ndarray:
         "The coin's centred one-hot code over the training coins `coins_` (1 - 1/n at its place, -1/n elsewhere); zeros for any other coin."
         n = len(self.coins_)
