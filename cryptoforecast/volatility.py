@@ -4,7 +4,9 @@
 
 # %% ../nbs/09_volatility.ipynb #7f091504
 from __future__ import annotations
+import contextvars
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -137,17 +139,28 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
     return out
 
 # %% ../nbs/09_volatility.ipynb #23694b5f
-def linear_constraint_jacobians():
-    "Make `arch` pass SLSQP the exact gradients of its linear constraints `a @ params - b >= 0` (idempotent)."
+_EXACT_JACOBIANS = contextvars.ContextVar('exact_constraint_jacobians', default=False)
+
+def _wrap_arch_constraint():
+    "Wrap `arch`'s constraint builder once, so that it adds the exact gradients while `_EXACT_JACOBIANS` is set."
     import arch.univariate.base as base
     original = base.constraint
     if getattr(original, 'with_jacobians', False): return
     def constraint(a, b):
         cons = original(a, b)
-        for row, con in zip(np.asarray(a, dtype=float), cons): con.setdefault('jac', lambda params, *args, row=row: row)
+        if _EXACT_JACOBIANS.get():
+            for row, con in zip(np.asarray(a, dtype=float), cons): con.setdefault('jac', lambda params, *args, row=row: row)
         return cons
     constraint.with_jacobians, constraint.original = True, original
     base.constraint = constraint
+
+@contextmanager
+def linear_constraint_jacobians():
+    "Within the block, `arch` passes SLSQP the exact gradients of its linear constraints `a @ params - b >= 0`."
+    _wrap_arch_constraint()
+    token = _EXACT_JACOBIANS.set(True)
+    try: yield
+    finally: _EXACT_JACOBIANS.reset(token)
 
 # %% ../nbs/09_volatility.ipynb #da1e1ef8
 class GARCHVol:
@@ -166,7 +179,6 @@ class GARCHVol:
 
     def fit(self, fold: Fold):
         from arch import arch_model
-        linear_constraint_jacobians()
         r = daily_returns(fold.frame).loc[:_train_end(fold)].iloc[1:]
         self.scale_ = 100.0
         while (self.scale_ * r).var() < 1 and self.scale_ < 1e8: self.scale_ *= 10
@@ -174,7 +186,7 @@ class GARCHVol:
         self.fallback_, res = None, None
         for mean in ('Constant', 'Zero'):
             am = arch_model(r, mean=mean, vol='GARCH', p=1, o=self.o, q=1, dist=self.dist, rescale=False)
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), linear_constraint_jacobians():
                 warnings.simplefilter('ignore')
                 res = am.fit(disp='off', show_warning=False)
             if self._sane(res.params, float(r.std())): break
