@@ -139,28 +139,27 @@ def garch_horizon_sums(s1, omega: float, persistence: float, horizons) -> dict:
     return out
 
 # %% ../nbs/09_volatility.ipynb #23694b5f
-_EXACT_JACOBIANS = contextvars.ContextVar('exact_constraint_jacobians', default=False)
-
-def _wrap_arch_constraint():
-    "Wrap `arch`'s constraint builder once, so that it adds the exact gradients while `_EXACT_JACOBIANS` is set."
+def _wrap_arch_constraint() -> contextvars.ContextVar:
+    "Wrap `arch`'s constraint builder once; it adds the exact gradients while the flag it returns is set."
     import arch.univariate.base as base
-    original = base.constraint
-    if getattr(original, 'with_jacobians', False): return
+    if hasattr(base.constraint, 'exact_jacobians'): return base.constraint.exact_jacobians   # one wrapper, one flag
+    original, flag = base.constraint, contextvars.ContextVar('exact_constraint_jacobians', default=False)
     def constraint(a, b):
         cons = original(a, b)
-        if _EXACT_JACOBIANS.get():
+        if flag.get():
             for row, con in zip(np.asarray(a, dtype=float), cons): con.setdefault('jac', lambda params, *args, row=row: row)
         return cons
-    constraint.with_jacobians, constraint.original = True, original
+    constraint.exact_jacobians, constraint.original = flag, original
     base.constraint = constraint
+    return flag
 
 @contextmanager
 def linear_constraint_jacobians():
     "Within the block, `arch` passes SLSQP the exact gradients of its linear constraints `a @ params - b >= 0`."
-    _wrap_arch_constraint()
-    token = _EXACT_JACOBIANS.set(True)
+    flag = _wrap_arch_constraint()
+    token = flag.set(True)
     try: yield
-    finally: _EXACT_JACOBIANS.reset(token)
+    finally: flag.reset(token)
 
 # %% ../nbs/09_volatility.ipynb #da1e1ef8
 class GARCHVol:
