@@ -149,7 +149,7 @@ def _wrap_arch_constraint() -> contextvars.ContextVar:
         if flag.get():
             for row, con in zip(np.asarray(a, dtype=float), cons): con.setdefault('jac', lambda params, *args, row=row: row)
         return cons
-    constraint.exact_jacobians, constraint.original = flag, original
+    constraint.exact_jacobians = flag
     base.constraint = constraint
     return flag
 
