@@ -14,6 +14,8 @@ allocations) is its own. The first epoch of a fit includes tracing the graph; la
 from __future__ import annotations
 import argparse, json, math, os, resource, subprocess, sys, time
 
+from cryptoforecast.errors import UserError
+
 MODELS = ('lstm', 'transformer')
 
 def peak_rss_mib() -> float:
@@ -26,9 +28,9 @@ def real_folds(coin: str, n_folds: int, test_size: int, seed: int) -> list:
     from cryptoforecast.config import get_config
     from cryptoforecast.data import load_universe
     universe = load_universe()
-    if coin not in universe: sys.exit(f"error: {coin} is not in the data directory ({len(universe)} coins found)")
+    if coin not in universe: raise UserError(f"{coin} is not in the data directory ({len(universe)} coins found)")
     folds, skipped = coin_folds(universe, [coin], get_config(seed=seed), n_folds, test_size, progress=False)
-    if coin in skipped: sys.exit(f"error: {coin}: {skipped[coin]}")
+    if coin in skipped: raise UserError(f"{coin}: {skipped[coin]}")
     return folds[coin]
 
 def synthetic_fold(windows: int, features: int, seed: int):
@@ -60,7 +62,7 @@ def run_one(model: str, a) -> dict:
     else:
         wf = real_folds(a.coin, a.folds, a.test_size, a.seed)
         bad = [i for i in a.fold if not -len(wf) <= i < len(wf)]
-        if bad: sys.exit(f"error: --fold {bad}: {a.coin} has {len(wf)} folds (0..{len(wf) - 1}, or -1 for the last)")
+        if bad: raise UserError(f"--fold {bad}: {a.coin} has {len(wf)} folds (0..{len(wf) - 1}, or -1 for the last)")
         folds = {f"fold {i % len(wf) + 1}/{len(wf)}": wf[i] for i in a.fold}
     rss_data = peak_rss_mib()
     fits = {name: fit_cost(cls, fold, a.epochs, a.batch_size, a.seed) for name, fold in folds.items()}
@@ -82,13 +84,21 @@ def main(argv=None) -> int:
     p.add_argument('--one', choices=MODELS, help=argparse.SUPPRESS)  # internal: run one model in this process
     a = p.parse_args(argv)
     if a.one:
-        print(json.dumps(run_one(a.one, a))); return 0
+        try:
+            print(json.dumps(run_one(a.one, a)))
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     data = (f"synthetic random walk, ~{a.windows} windows x {a.features} features" if a.synthetic else
             f"{a.coin}, walk-forward folds {a.fold} of {a.folds} ({a.test_size} test days each)")
     print(f"deep training cost: {data}; 60-day windows, batch {a.batch_size}, {a.epochs} epochs per fold, no early stop")
     for m in a.models:
         out = subprocess.run([sys.executable, __file__, '--one', m, *(argv if argv is not None else sys.argv[1:])],
                              capture_output=True, text=True)
+        if out.returncode == 2:   # bad input: the child said why
+            print(out.stderr.strip().splitlines()[-1], file=sys.stderr)
+            return 2
         if out.returncode: print(f"{m}: failed\n{out.stderr[-2000:]}"); return 1
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{m}: peak RSS {r['peak_rss_mib']} MiB (after loading data {r['rss_after_data_mib']} MiB), cpus {r['cpus']}")

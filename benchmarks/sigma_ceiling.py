@@ -13,7 +13,7 @@ median over coins of QLIKE relative to the 30-day rolling variance (against the 
 it is below 1, and the pooled 80% / 95% coverage. Reading across the weights gives the QLIKE a forecast would need for
 a pinball goal. Rows whose h days after the origin go beyond the data keep their own sigma.
 """
-import argparse, sys, time
+import argparse, time
 
 import numpy as np
 import pandas as pd
@@ -43,11 +43,6 @@ def qlike_ratio(test: pd.DataFrame) -> pd.DataFrame:
     ratio = (per['own'] / per['base']).groupby(level='horizon')
     return pd.DataFrame({'qlike_ratio': ratio.median(), 'qlike_beats_roll30': ratio.apply(lambda x: float((x < 1).mean()))})
 
-def fail(message: str):
-    "Bad input: say what is wrong on stderr and exit 2."
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--raw', required=True, help='the uncalibrated predictions of `benchmarks/skill.py --raw FILE` (parquet)')
@@ -56,18 +51,18 @@ def main():
     ap.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE', help="as `skill.py`'s --source")
     a = ap.parse_args()
     try: weights = [float(w) for w in a.weights.split(',')]
-    except ValueError: fail(f"--weights {a.weights!r}: expected comma-separated numbers in [0, 1]")
-    if not weights or not all(0 <= w <= 1 for w in weights): fail(f"--weights {a.weights!r}: each must be in [0, 1]")
+    except ValueError: ap.error(f"--weights {a.weights!r}: expected comma-separated numbers in [0, 1]")
+    if not weights or not all(0 <= w <= 1 for w in weights): ap.error(f"--weights {a.weights!r}: each must be in [0, 1]")
     t0 = time.perf_counter()
     try: raw = pd.read_parquet(a.raw)
-    except (OSError, ValueError) as e: fail(f"--raw {a.raw}: cannot read it as parquet ({e})")
+    except (OSError, ValueError) as e: ap.error(f"--raw {a.raw}: cannot read it as parquet ({e})")
     need = {'coin', 'origin', 'horizon', 'model', 'part', 'sigma', 'point', 'actual', 'fold'} - set(raw.columns)
-    if need: fail(f"--raw {a.raw} lacks column(s) {sorted(need)}: write it with `benchmarks/skill.py --raw`")
+    if need: ap.error(f"--raw {a.raw} lacks column(s) {sorted(need)}: write it with `benchmarks/skill.py --raw`")
     for m in (a.model, 'naive'):
-        if m not in set(raw['model']): fail(f"--raw {a.raw} has no rows of model {m!r}; it has {sorted(raw['model'].unique())}")
+        if m not in set(raw['model']): ap.error(f"--raw {a.raw} has no rows of model {m!r}; it has {sorted(raw['model'].unique())}")
     raw = raw[raw['model'].isin([a.model, 'naive'])]
     try: universe = load_universe(symbols=sorted(raw['coin'].unique()), sources=dict(a.source or []))
-    except UserError as e: fail(f"--raw {a.raw}: {e}")
+    except UserError as e: ap.error(f"--raw {a.raw}: {e}")
     horizons = sorted(raw['horizon'].unique())
     sig = pd.concat([coin_sigmas(universe[c], horizons).assign(coin=c) for c in sorted(universe)], ignore_index=True)
     sig['origin'] = sig['origin'].astype(raw['origin'].dtype)

@@ -46,6 +46,7 @@ from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summ
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.calibration import calibrate_pooled
+from cryptoforecast.errors import UserError
 from cryptoforecast.forecaster import model_class, model_entry, model_names
 from cryptoforecast.metrics import score_predictions
 
@@ -97,12 +98,12 @@ def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
     settings = dict(models=models, folds=a.folds, test_size=a.test_size, seed=a.seed, epochs=a.epochs)
     meta = cache/'settings.json'
     if meta.exists() and json.loads(meta.read_text()) != settings:
-        sys.exit(f"error: {cache} holds a run with other settings ({meta.read_text().strip()}); use another --cache-dir")
+        raise UserError(f"{cache} holds a run with other settings ({meta.read_text().strip()}); use another --cache-dir")
     meta.write_text(json.dumps(settings))
     todo = [c for c in coins if not (cache/f"{c}.parquet").exists()]
     print(f"{len(coins) - len(todo)} of {len(coins)} coins already in {cache}", flush=True)
     if a.cached_only:
-        if len(todo) == len(coins): sys.exit(f"error: no finished coin in {cache} yet")
+        if len(todo) == len(coins): raise UserError(f"no finished coin in {cache} yet")
         print(f"--cached-only: summarising those; not run yet: {', '.join(todo) or 'none'}", flush=True)
         coins, todo = [c for c in coins if c not in todo], []
     for i in tqdm(range(0, len(todo), a.jobs), desc='coin groups', unit='group'):
@@ -112,8 +113,9 @@ def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
         for c in group: preds[preds['coin'] == c].to_parquet(cache/f"{c}.parquet")
     return pd.concat([pd.read_parquet(cache/f"{c}.parquet") for c in coins], ignore_index=True)
 
-if __name__ == '__main__':
-    p = argparse.ArgumentParser()
+def parser() -> argparse.ArgumentParser:
+    "The benchmark's flags."
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--models', default='naive,drift,garch,ets,autoarima,lightgbm,lightgbm_global')
     p.add_argument('--coins', default=None, help='comma-separated (default: all)')
     p.add_argument('--sample', type=int, default=None, help='evaluate N coins drawn at random (seeded) from the eligible ones')
@@ -130,19 +132,23 @@ if __name__ == '__main__':
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
     p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out or --raw) instead of running')
     p.add_argument('--raw', default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
-    a = p.parse_args()
+    return p
+
+def run(a, p: argparse.ArgumentParser):
+    "Run (or, with `--preds`, summarise) the benchmark and print its tables; bad input is a `UserError`."
     if a.preds:
-        preds = pd.read_parquet(a.preds)
+        try: preds = pd.read_parquet(a.preds)
+        except (OSError, ValueError) as e: raise UserError(f"--preds {a.preds}: cannot read it as parquet ({e})")
         if 'part' in preds: preds = calibrate_pooled(preds, [m for m in preds['model'].unique() if model_class(m).calibrated])
         print(format_table(skill_summary(preds), SKILL_COLUMNS))
         print('\nby calendar year of the origin (rw_mae: mean |actual|, the random walk\'s MAE, i.e. how wild the year was):')
         print(format_table(period_summary(preds), PERIOD_COLUMNS))
-        sys.exit(0)
+        return
     models = a.models.split(',')
-    if a.cached_only and not a.cache_dir: sys.exit('error: --cached-only needs --cache-dir')
+    if a.cached_only and not a.cache_dir: p.error('--cached-only needs --cache-dir')
     across = [m for m in models if model_entry(m).is_global]
-    if a.cache_dir and across: sys.exit(f"error: {', '.join(across)} fitted across coins: cannot be cached per coin")
-    if a.cache_dir and a.raw: sys.exit('error: --raw cannot be used with --cache-dir (the cache holds calibrated rows)')
+    if a.cache_dir and across: p.error(f"{', '.join(across)} fitted across coins: cannot be cached per coin")
+    if a.cache_dir and a.raw: p.error('--raw cannot be used with --cache-dir (the cache holds calibrated rows)')
     kw = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True) if a.epochs}
     if a.coin_embedding:
         for m in model_names(needs_windows=True, is_global=True): kw[m] = {**kw.get(m, {}), 'coin_embedding': True}
@@ -179,3 +185,9 @@ if __name__ == '__main__':
     print(f"\nwall time: {wall/60:.1f} min   peak memory (max RSS of this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MiB"
           f"   children: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024:.0f} MiB")
     print("skipped: " + ', '.join(sorted(skipped)))
+
+if __name__ == '__main__':
+    args_parser = parser()
+    args = args_parser.parse_args()
+    try: run(args, args_parser)
+    except UserError as e: args_parser.error(str(e))
