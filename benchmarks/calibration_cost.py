@@ -9,13 +9,14 @@ pooled HAR, once per fold), evaluating the volatility forecasts at the origins (
 calibration of the test parts (`calibrate_pooled`). Prints each as seconds and as a share of the wall time.
 Goal (for information): the volatility models add at most 25% to LightGBM's walk-forward wall time.
 """
-import argparse, time, warnings
+import argparse, sys, time, warnings
 from collections import defaultdict
 
 import cryptoforecast.backtest as backtest
 import cryptoforecast.forecaster as forecaster
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.errors import exit_status
 
 SECONDS = defaultdict(float)
 
@@ -33,6 +34,7 @@ def main():
     ap.add_argument('--coins', type=int, default=20, help='the first N coins with enough history (default 20)')
     ap.add_argument('--models', default='lightgbm')
     a = ap.parse_args()
+    if a.coins < 1: ap.error(f'--coins {a.coins}: must be at least 1')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         universe = load_universe()
@@ -58,4 +60,4 @@ def main():
     for label, s in [*SECONDS.items(), ('volatility models, in all', vol)]:
         print(f"  {label:<28} {s:7.1f}s  {s / wall:6.1%} of the wall time, {s / max(wall - vol, 1e-9):6.1%} added to the rest")
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -16,13 +16,14 @@ Stablecoins (realised volatility below 10% a year) are left out unless --keep-pe
 Goal (for information): a rule or portfolio whose Sharpe ratio after costs beats buy and hold (or equal weight) with a
 deflated Sharpe ratio above 0.95, in most test years. A forecast without that adds no tradable value.
 """
-import argparse, time
+import argparse, sys, time
 
 import pandas as pd
 
 from cryptoforecast.decisions import (CROSS_COLUMNS, PORTFOLIO_COLUMNS, STRATEGY_COLUMNS, bps, cross_sectional_skill,
                                       pegged_coins, portfolio_table, read_predictions, strategy_returns, strategy_table,
                                       trading_rows, var_backtest)
+from cryptoforecast.errors import exit_status
 
 def show(df: pd.DataFrame, cols=None) -> str:
     cols = [c for c in (cols or df.columns) if c in df.columns]
@@ -99,5 +100,4 @@ def main():
           f"{', '.join(f'{r.model}/{r.portfolio} ({r.sharpe:.2f})' for r in better.itertuples()) or 'none'}")
     print(f"\nseconds: rules {t_rules:.1f}, cross-section {t_cs:.1f}, portfolios {t_pf:.1f}, total {time.perf_counter() - t0:.1f}")
 
-if __name__ == '__main__':
-    main()
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -14,7 +14,7 @@ allocations) is its own. The first epoch of a fit includes tracing the graph; la
 from __future__ import annotations
 import argparse, json, math, os, resource, subprocess, sys, time
 
-from cryptoforecast.errors import UserError
+from cryptoforecast.errors import UserError, exit_status
 
 MODELS = ('lstm', 'transformer')
 
@@ -84,12 +84,7 @@ def main(argv=None) -> int:
     p.add_argument('--one', choices=MODELS, help=argparse.SUPPRESS)  # internal: run one model in this process
     a = p.parse_args(argv)
     if a.one:
-        try:
-            print(json.dumps(run_one(a.one, a)))
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
+        print(json.dumps(run_one(a.one, a))); return 0
     data = (f"synthetic random walk, ~{a.windows} windows x {a.features} features" if a.synthetic else
             f"{a.coin}, walk-forward folds {a.fold} of {a.folds} ({a.test_size} test days each)")
     print(f"deep training cost: {data}; 60-day windows, batch {a.batch_size}, {a.epochs} epochs per fold, no early stop")
@@ -109,4 +104,4 @@ def main(argv=None) -> int:
                   f"per fold {f['fit_s']:.1f} s  predict {f['predict_s']} s for {f['predict_windows']} windows")
     return 0
 
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -10,12 +10,13 @@ table and the seconds per simulated day. Nothing after a simulated day is read o
 the coin's daily log returns from the N-th replayed day on are multiplied by `--vol-factor` (prices rebuilt from them,
 high and low scaled around the close): a planted volatility drift, and the first day the monitor flags it is printed.
 """
-import argparse, os, time, warnings
+import argparse, os, sys, time, warnings
 
 import pandas as pd
 
 from cryptoforecast import live
 from cryptoforecast.data import load_universe
+from cryptoforecast.errors import exit_status
 from cryptoforecast.tracking import setup_mlflow
 
 
@@ -71,5 +72,4 @@ def main():
     print(f"\n{per_day:.2f} s per simulated day (retraining included); artifacts in {art}")
 
 
-if __name__ == '__main__':
-    main()
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -16,6 +16,7 @@ import psutil
 
 from cryptoforecast import live
 from cryptoforecast.data import load_universe
+from cryptoforecast.errors import exit_status
 from cryptoforecast.tracking import setup_mlflow
 
 def free_port() -> int:
@@ -73,4 +74,4 @@ def main():
         proc.terminate()
         proc.wait(timeout=30)
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': sys.exit(exit_status(main))

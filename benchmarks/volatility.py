@@ -10,7 +10,7 @@ estimator beats the baseline, and the pooled QLIKE; then the same split by fold 
 then the seconds each estimator took and the wall time.
 Goal (for information): the best estimator's median ratio <= 0.90, 0.92, 0.85 at 1, 7, 30 days, below 1 on >= 90% of coins.
 """
-import argparse, time, warnings
+import argparse, sys, time, warnings
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from cryptoforecast.backtest import MIN_TRAIN, VAL_SIZE
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.dataset import walk_forward
+from cryptoforecast.errors import exit_status
 from cryptoforecast.volatility import ESTIMATORS, forecast_folds, relative_qlike, score_volatility, volatility_frame
 
 N_FOLDS, TEST_SIZE = 5, 146
@@ -84,5 +85,4 @@ def main():
     print("\nseconds per estimator (all coins and folds): " + ', '.join(f"{k} {v:.1f}" for k, v in seconds.items()))
     print(f"wall time {time.perf_counter() - t0:.1f}s")
 
-if __name__ == '__main__':
-    main()
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -20,6 +20,7 @@ from cryptoforecast.args import source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.errors import exit_status
 from cryptoforecast.forecaster import model_entry, model_names
 
 def main():
@@ -62,4 +63,4 @@ def main():
     print(f"peak RSS: this process {mib(resource.RUSAGE_SELF):.0f} MiB, largest worker {mib(resource.RUSAGE_CHILDREN):.0f} MiB")
     print(f"wall time {(time.time() - t0) / 60:.1f} min")
 
-if __name__ == '__main__': main()
+if __name__ == '__main__': sys.exit(exit_status(main))
