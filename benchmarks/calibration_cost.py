@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import cryptoforecast.backtest as backtest
 import cryptoforecast.forecaster as forecaster
+from cryptoforecast.args import positive_int
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.errors import exit_status
@@ -31,10 +32,9 @@ def timed(module, name: str, label: str):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--coins', type=int, default=20, help='the first N coins with enough history (default 20)')
+    ap.add_argument('--coins', type=positive_int, default=20, help='the first N coins with enough history (default 20)')
     ap.add_argument('--models', default='lightgbm')
     a = ap.parse_args()
-    if a.coins < 1: ap.error(f'--coins {a.coins}: must be at least 1')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         universe = load_universe()

@@ -13,7 +13,7 @@ median over coins of QLIKE relative to the 30-day rolling variance (against the 
 it is below 1, and the pooled 80% / 95% coverage. Reading across the weights gives the QLIKE a forecast would need for
 a pinball goal. Rows whose h days after the origin go beyond the data keep their own sigma.
 """
-import argparse, time
+import argparse, sys, time
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,8 @@ import pandas as pd
 from cryptoforecast.args import source_arg
 from cryptoforecast.calibration import calibrate_pooled
 from cryptoforecast.data import load_universe
-from cryptoforecast.errors import UserError
-from cryptoforecast.volatility import daily_returns, parkinson_variance, qlike_terms
+from cryptoforecast.errors import UserError, exit_status
+from cryptoforecast.volatility import daily_returns, future_log_rv, parkinson_variance, relative_qlike
 from skill import skill_summary
 
 def coin_sigmas(ohlcv: pd.DataFrame, horizons) -> pd.DataFrame:
@@ -30,18 +30,18 @@ def coin_sigmas(ohlcv: pd.DataFrame, horizons) -> pd.DataFrame:
     rv, r = parkinson_variance(ohlcv), daily_returns(ohlcv)
     out = []
     for h in horizons:
-        future = rv.rolling(int(h)).sum().shift(-int(h))
-        out.append(pd.DataFrame({'origin': ohlcv.index, 'horizon': int(h), 'oracle': np.sqrt(future.to_numpy()),
+        oracle = np.sqrt(int(h) * np.exp(future_log_rv(rv, h).to_numpy()))
+        out.append(pd.DataFrame({'origin': ohlcv.index, 'horizon': int(h), 'oracle': oracle,
                                  'roll30': np.sqrt(int(h) * r.rolling(30).var().to_numpy())}))
     return pd.concat(out, ignore_index=True)
 
 def qlike_ratio(test: pd.DataFrame) -> pd.DataFrame:
-    "Median over coins of the QLIKE of `sigma` over the 30-day rolling sigma's, and the share of coins below 1, per horizon."
-    y2 = test['actual'].to_numpy(float) ** 2
-    q = test.assign(own=qlike_terms(y2, test['sigma'] ** 2), base=qlike_terms(y2, test['roll30'] ** 2)).dropna(subset=['own', 'base'])
-    per = q.groupby(['horizon', 'coin'])[['own', 'base']].mean()
-    ratio = (per['own'] / per['base']).groupby(level='horizon')
-    return pd.DataFrame({'qlike_ratio': ratio.median(), 'qlike_beats_roll30': ratio.apply(lambda x: float((x < 1).mean()))})
+    "`relative_qlike` of the rows' `sigma` against their 30-day rolling sigma, per horizon: the median ratio and the share below 1."
+    cols = ['coin', 'origin', 'horizon', 'actual']
+    tidy = pd.concat([test[cols + ['sigma']].assign(estimator='model'),
+                      test[cols + ['roll30']].rename(columns={'roll30': 'sigma'}).assign(estimator='roll30')], ignore_index=True)
+    t = relative_qlike(tidy, 'roll30', by=['horizon']).query("estimator == 'model'").set_index('horizon')
+    return t[['median_ratio', 'beats_base']].rename(columns={'median_ratio': 'qlike_ratio', 'beats_base': 'qlike_beats_roll30'})
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,18 +51,18 @@ def main():
     ap.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE', help="as `skill.py`'s --source")
     a = ap.parse_args()
     try: weights = [float(w) for w in a.weights.split(',')]
-    except ValueError: ap.error(f"--weights {a.weights!r}: expected comma-separated numbers in [0, 1]")
-    if not weights or not all(0 <= w <= 1 for w in weights): ap.error(f"--weights {a.weights!r}: each must be in [0, 1]")
+    except ValueError: raise UserError(f"--weights {a.weights!r}: expected comma-separated numbers in [0, 1]")
+    if not weights or not all(0 <= w <= 1 for w in weights): raise UserError(f"--weights {a.weights!r}: each must be in [0, 1]")
     t0 = time.perf_counter()
     try: raw = pd.read_parquet(a.raw)
-    except (OSError, ValueError) as e: ap.error(f"--raw {a.raw}: cannot read it as parquet ({e})")
+    except (OSError, ValueError) as e: raise UserError(f"--raw {a.raw}: cannot read it as parquet ({e})")
     need = {'coin', 'origin', 'horizon', 'model', 'part', 'sigma', 'point', 'actual', 'fold'} - set(raw.columns)
-    if need: ap.error(f"--raw {a.raw} lacks column(s) {sorted(need)}: write it with `benchmarks/skill.py --raw`")
+    if need: raise UserError(f"--raw {a.raw} lacks column(s) {sorted(need)}: write it with `benchmarks/skill.py --raw`")
     for m in (a.model, 'naive'):
-        if m not in set(raw['model']): ap.error(f"--raw {a.raw} has no rows of model {m!r}; it has {sorted(raw['model'].unique())}")
+        if m not in set(raw['model']):
+            raise UserError(f"--raw {a.raw} has no rows of model {m!r}; it has {sorted(raw['model'].unique())}")
     raw = raw[raw['model'].isin([a.model, 'naive'])]
-    try: universe = load_universe(symbols=sorted(raw['coin'].unique()), sources=dict(a.source or []))
-    except UserError as e: ap.error(f"--raw {a.raw}: {e}")
+    universe = load_universe(symbols=sorted(raw['coin'].unique()), sources=dict(a.source or []))
     horizons = sorted(raw['horizon'].unique())
     sig = pd.concat([coin_sigmas(universe[c], horizons).assign(coin=c) for c in sorted(universe)], ignore_index=True)
     sig['origin'] = sig['origin'].astype(raw['origin'].dtype)
@@ -85,5 +85,4 @@ def main():
     print(table.round(3).to_string(index=False))
     print(f"\nwall time {time.perf_counter() - t0:.1f}s")
 
-if __name__ == '__main__':
-    main()
+if __name__ == '__main__': sys.exit(exit_status(main))

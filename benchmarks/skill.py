@@ -46,7 +46,7 @@ from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summ
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.calibration import calibrate_pooled
-from cryptoforecast.errors import UserError
+from cryptoforecast.errors import UserError, exit_status
 from cryptoforecast.forecaster import model_class, model_entry, model_names
 from cryptoforecast.metrics import score_predictions
 
@@ -113,8 +113,8 @@ def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
         for c in group: preds[preds['coin'] == c].to_parquet(cache/f"{c}.parquet")
     return pd.concat([pd.read_parquet(cache/f"{c}.parquet") for c in coins], ignore_index=True)
 
-def parser() -> argparse.ArgumentParser:
-    "The benchmark's flags."
+def main():
+    "Run the benchmark (or, with `--preds`, summarise a saved frame) and print its tables; bad input is a `UserError`."
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--models', default='naive,drift,garch,ets,autoarima,lightgbm,lightgbm_global')
     p.add_argument('--coins', default=None, help='comma-separated (default: all)')
@@ -132,10 +132,7 @@ def parser() -> argparse.ArgumentParser:
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
     p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out or --raw) instead of running')
     p.add_argument('--raw', default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
-    return p
-
-def run(a, p: argparse.ArgumentParser):
-    "Run (or, with `--preds`, summarise) the benchmark and print its tables; bad input is a `UserError`."
+    a = p.parse_args()
     if a.preds:
         try: preds = pd.read_parquet(a.preds)
         except (OSError, ValueError) as e: raise UserError(f"--preds {a.preds}: cannot read it as parquet ({e})")
@@ -145,10 +142,10 @@ def run(a, p: argparse.ArgumentParser):
         print(format_table(period_summary(preds), PERIOD_COLUMNS))
         return
     models = a.models.split(',')
-    if a.cached_only and not a.cache_dir: p.error('--cached-only needs --cache-dir')
+    if a.cached_only and not a.cache_dir: raise UserError('--cached-only needs --cache-dir')
     across = [m for m in models if model_entry(m).is_global]
-    if a.cache_dir and across: p.error(f"{', '.join(across)} fitted across coins: cannot be cached per coin")
-    if a.cache_dir and a.raw: p.error('--raw cannot be used with --cache-dir (the cache holds calibrated rows)')
+    if a.cache_dir and across: raise UserError(f"{', '.join(across)} fitted across coins: cannot be cached per coin")
+    if a.cache_dir and a.raw: raise UserError('--raw cannot be used with --cache-dir (the cache holds calibrated rows)')
     kw = {m: {'epochs': a.epochs} for m in model_names(needs_windows=True) if a.epochs}
     if a.coin_embedding:
         for m in model_names(needs_windows=True, is_global=True): kw[m] = {**kw.get(m, {}), 'coin_embedding': True}
@@ -186,8 +183,4 @@ def run(a, p: argparse.ArgumentParser):
           f"   children: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024:.0f} MiB")
     print("skipped: " + ', '.join(sorted(skipped)))
 
-if __name__ == '__main__':
-    args_parser = parser()
-    args = args_parser.parse_args()
-    try: run(args, args_parser)
-    except UserError as e: args_parser.error(str(e))
+if __name__ == '__main__': sys.exit(exit_status(main))

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib, os, sys
 
-from .errors import UserError  # defined below the CLI; `cli.UserError` stays importable
+from .errors import UserError, exit_status  # defined below the CLI; `cli.UserError` stays importable
 
 # %% auto #0
 __all__ = ['COMMANDS', 'QUIET_ENV', 'quiet_tensorflow', 'main']
@@ -60,9 +60,7 @@ def main(argv: list[str]|None = None) -> int:
     except ModuleNotFoundError as e:
         if e.name != modname: raise
         print(f"error: command {name!r} is not available in this version", file=sys.stderr); return 2
-    try: return int(getattr(mod, fname)(rest) or 0)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr); return 2
+    try: return exit_status(getattr(mod, fname), rest)   # a UserError: one line, exit 2
     except BrokenPipeError:  # `cryptoforecast data list | head`
         sys.stderr.close(); return 0
     except KeyboardInterrupt:
