@@ -56,11 +56,11 @@ def coin_folds(universe: dict, coins, cfg, n_folds: int, test_size: int, progres
     return out, skipped
 
 def ensemble_members(models, model_kwargs=None, ensemble: str|None = None) -> tuple:
-    "An ensemble's members: its own `members` setting, else the other per-coin models asked for (two or more), else its defaults."
+    "An ensemble's members: its own `members` setting, else the other per-coin models asked for, peers aside (two or more), else its defaults."
     if ensemble is None: ensemble = next((m for m in models if model_entry(m).is_ensemble), model_names(is_ensemble=True)[0])
     own = (model_kwargs or {}).get(ensemble, {}).get('members')
     if own: return tuple(own)
-    others = [m for m in models if not (model_entry(m).is_ensemble or model_entry(m).is_global)]
+    others = [m for m in models if not (model_entry(m).is_ensemble or model_entry(m).is_global or model_entry(m).is_peer)]
     if len(others) >= 2: return tuple(others)
     return model_class(ensemble)().members
 

@@ -55,6 +55,7 @@ class Forecaster:
     is_global = False       # fits across coins with `fit_many(folds)`
     needs_windows = False   # a sequence model: lookback windows, `epochs`, a training `history`
     is_ensemble = False     # combines other registered models (`from_fitted`)
+    is_peer = False         # an off-the-shelf baseline, scored beside the project's models, stacked only when named
     history = None          # per-epoch training metrics, for models that train in epochs
 
     def __init__(self, seed: int = 42, **params):
@@ -239,14 +240,15 @@ class ModelEntry:
     is_global: bool = False
     needs_windows: bool = False
     is_ensemble: bool = False
+    is_peer: bool = False
 
 MODELS: dict[str, ModelEntry] = {}
 
 def register_model(name: str, path: str, *, is_global: bool = False, needs_windows: bool = False, is_ensemble: bool = False,
-                   **kwargs) -> ModelEntry:
+                   is_peer: bool = False, **kwargs) -> ModelEntry:
     "Register the class at `path` ('module:Class') under `name`, with constructor defaults `kwargs`; returns the entry."
     if ':' not in path: raise ValueError(f"model path must be 'module:Class', got {path!r}")
-    MODELS[name] = ModelEntry(name, path, dict(kwargs), is_global, needs_windows, is_ensemble)
+    MODELS[name] = ModelEntry(name, path, dict(kwargs), is_global, needs_windows, is_ensemble, is_peer)
     return MODELS[name]
 
 def model_names(**capabilities) -> list[str]:
@@ -274,9 +276,9 @@ def make_model(name: str, seed: int = 42, **kwargs) -> Forecaster:
 register_model('naive', 'cryptoforecast.forecaster:RandomWalk')
 register_model('drift', 'cryptoforecast.forecaster:Drift')
 register_model('arima', 'cryptoforecast.forecaster:ARIMA')
-register_model('garch', 'cryptoforecast.peers:GARCHForecaster')
-register_model('ets', 'cryptoforecast.peers:ETSForecaster')
-register_model('autoarima', 'cryptoforecast.peers:AutoARIMAForecaster')
+register_model('garch', 'cryptoforecast.peers:GARCHForecaster', is_peer=True)
+register_model('ets', 'cryptoforecast.peers:ETSForecaster', is_peer=True)
+register_model('autoarima', 'cryptoforecast.peers:AutoARIMAForecaster', is_peer=True)
 register_model('lightgbm', 'cryptoforecast.lightgbm:LightGBMForecaster')
 register_model('lightgbm_stacked', 'cryptoforecast.lightgbm:LightGBMForecaster', mode='stacked')
 register_model('lightgbm_global', 'cryptoforecast.lightgbm:GlobalLightGBM', is_global=True)

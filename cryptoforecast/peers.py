@@ -30,7 +30,7 @@ def t_quantiles(nu: float, probs=QUANTILES) -> np.ndarray:
 # %% ../nbs/10_peers.ipynb #37d4bc74
 class GARCHForecaster(Forecaster):
     "Random-walk mean (0); quantiles sigma_h(origin) x unit-variance t quantiles, from a GARCH(1,1)-t fitted on training."
-    name, calibrated = 'garch', False
+    name, calibrated, is_peer = 'garch', False, True
 
     def __init__(self, o: int = 0, tails: str = 't', **kw):
         super().__init__(**kw)
@@ -66,7 +66,7 @@ def interval_keys(levels=LEVELS) -> list[str]:
 # %% ../nbs/10_peers.ipynb #b9615b79
 class StatsForecastPeer(Forecaster):
     "A statsforecast model fitted on the training log closes, then run forward with fixed parameters to every origin."
-    calibrated = False
+    calibrated, is_peer = False, True
     def _make(self): raise NotImplementedError
 
     def _log_close(self, frame: pd.DataFrame) -> pd.Series:
