@@ -20,7 +20,7 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import walk_forward
 from .metrics import score_predictions
-from .forecaster import make_model, model_class, model_entry, model_names
+from .forecaster import make_model, model_class, model_entry, model_names, stacked_by_default
 from .calibration import calibrate_pooled
 from .volatility import pool_volatility
 
@@ -60,7 +60,7 @@ def ensemble_members(models, model_kwargs=None, ensemble: str|None = None) -> tu
     if ensemble is None: ensemble = next((m for m in models if model_entry(m).is_ensemble), model_names(is_ensemble=True)[0])
     own = (model_kwargs or {}).get(ensemble, {}).get('members')
     if own: return tuple(own)
-    others = [m for m in models if not (model_entry(m).is_ensemble or model_entry(m).is_global or model_entry(m).is_peer)]
+    others = [m for m in models if stacked_by_default(m) and not model_entry(m).is_global]
     if len(others) >= 2: return tuple(others)
     return model_class(ensemble)().members
 

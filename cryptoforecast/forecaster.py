@@ -20,7 +20,7 @@ from .errors import UserError
 
 # %% auto #0
 __all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA', 'ModelEntry',
-           'register_model', 'model_names', 'model_entry', 'model_class', 'make_model']
+           'register_model', 'model_names', 'model_entry', 'stacked_by_default', 'model_class', 'make_model']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
 def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons, mean: np.ndarray, q: np.ndarray,
@@ -259,6 +259,11 @@ def model_entry(name: str) -> ModelEntry:
     "The registry entry of `name` (a `UserError` naming the known models when there is none)."
     if name not in MODELS: raise UserError(f"unknown model {name!r}; known models are {', '.join(MODELS)}")
     return MODELS[name]
+
+def stacked_by_default(name: str) -> bool:
+    "Whether an ensemble stacks model `name` when its `members` are not given: not another ensemble, not a peer."
+    e = model_entry(name)
+    return not (e.is_ensemble or e.is_peer)
 
 def model_class(name: str) -> type:
     "The class of model `name`, imported now."

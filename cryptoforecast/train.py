@@ -21,7 +21,7 @@ from .dataset import chronological_split, walk_forward as walk_forward_split, ta
 from .metrics import score_predictions
 from .backtest import KNOWN_MODELS, MIN_TRAIN, VAL_SIZE, coin_folds, global_fits
 from .volatility import pool_volatility
-from .forecaster import make_model, model_class, model_entry, model_names
+from .forecaster import make_model, model_class, model_entry, model_names, stacked_by_default
 
 # %% auto #0
 __all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'model_kwargs',
@@ -183,12 +183,12 @@ def tune_stage(r: TrainRun) -> None:
                            trials=r.tune_trials)
 
 def fit_stage(r: TrainRun) -> None:
-    "Fit every model on every fold, then the ensemble on the members already fitted (nothing is trained twice)."
+    "Fit every model on every fold, then the ensemble on the members already fitted, peers aside (nothing is trained twice)."
     r.by_fold, r.val, r.test = fit_models(r.folds, r.names, r.seed, r.params, r.epochs, r.progress, r.prefit)
     if not r.ensemble: return
     val, test = [r.val], [r.test]
     for f, members in zip(r.folds, r.by_fold):
-        ens = model_class(ENSEMBLE).from_fitted(members, f, seed=r.seed)
+        ens = model_class(ENSEMBLE).from_fitted({m: v for m, v in members.items() if stacked_by_default(m)}, f, seed=r.seed)
         val.append(ens.predict(f, 'val').assign(fold=f.k)); test.append(ens.predict(f, 'test').assign(fold=f.k))
         members[ENSEMBLE] = ens
     r.val, r.test = pd.concat(val, ignore_index=True), pd.concat(test, ignore_index=True)
@@ -256,12 +256,15 @@ def build_report(r: TrainRun) -> dict:
 # %% ../nbs/23_train.ipynb #711f0b4d
 STAGES = (tune_stage, fit_stage, evaluate_stage, write_stage, explain_stage)
 
-def _check_request(epochs, models) -> list:
-    "The models to fit besides the ensemble; `epochs` that is not a whole number of at least 1, or no such model, is a `UserError`."
+def _check_request(epochs, models, ensemble: bool = True) -> list:
+    """The models to fit besides the ensemble; `epochs` that is not a whole number of at least 1, no such model, or with
+    `ensemble` none that it stacks (only peers), is a `UserError`."""
     if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
         raise UserError(f"epochs must be a whole number of at least 1, got {epochs!r}")
     names = [m for m in models if not model_entry(m).is_ensemble]
     if not names: raise UserError(f"no model to train in {list(models)!r}: the ensemble needs members")
+    if ensemble and not any(stacked_by_default(m) for m in names):
+        raise UserError(f"the ensemble stacks no peer ({', '.join(names)}): add a model such as naive, or train without it (--no-ensemble)")
     return names
 
 def _setup(seed: int, horizons, artifacts_dir, track: bool) -> tuple:
@@ -312,7 +315,7 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
                register: bool = True) -> dict:
     "Run the whole pipeline for `coin`; returns a summary with the paths written and the headline relative MAE per horizon."
     t0 = time.time()
-    names = _check_request(epochs, models)
+    names = _check_request(epochs, models, ensemble)
     cfg, art = _setup(seed, horizons, artifacts_dir, track)
     coin = coin.upper()
     universe = universe if universe is not None else load_universe(data_dir)
@@ -406,7 +409,7 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
     """Train `coins` with the global models among `models` fitted once per cut-off for all of them (the deep ones with a
     learned code per coin when `coin_embedding`), then every coin through the stages of `train_coin`; yields each coin's
     summary as it is done (`status` ok, skipped or failed)."""
-    names = _check_request(epochs, models)
+    names = _check_request(epochs, models, ensemble)
     cfg, art = _setup(seed, horizons, artifacts_dir, track)
     coins = [c.upper() for c in coins]
     universe = universe if universe is not None else load_universe(data_dir, require=coins)
@@ -467,11 +470,12 @@ def parse_train_args(argv: list[str]):
     "Parsed and cross-checked `train` arguments; any problem exits 2 with one line."
     p = train_parser()
     a = p.parse_args(argv)
-    if not [m for m in a.models if not model_entry(m).is_ensemble]: p.error("argument --models: needs at least one model besides the ensemble")
+    try: _check_request(a.epochs, a.models, not a.no_ensemble)
+    except UserError as e: p.error(f"argument --models: {e}")
     stacked = [m for m in a.models if model_entry(m).is_ensemble and model_entry(m).is_global]
     if stacked:   # train's ensemble stage stacks each coin's own members; it would not be the model asked for
         p.error(f"argument --models: {', '.join(stacked)} is for backtest; train's ensemble stage stacks each coin's models, "
-                f"the global ones included (drop it, or use {ENSEMBLE})")
+                f"the global ones included, peers aside (drop it, or use {ENSEMBLE})")
     if a.fine_tune and not any(model_entry(m).is_global for m in a.models):
         p.error("argument --fine-tune: needs a global model among --models (e.g. lstm_global)")
     global_deep = model_names(needs_windows=True, is_global=True)

@@ -9,11 +9,12 @@ from cryptoforecast.plots import PLOT_NAMES
 from conftest import DATA_DIR, needs_data, run_cli
 
 LIGHT = ['--models', 'naive,drift,lightgbm']
+WITH_PEER = ['--models', 'naive,drift,garch,lightgbm']   # garch is scored beside the ensemble, not stacked in it
 
 @needs_data
 def test_train_outputs_tracking_and_failure_isolation(tmp_path):
     art = tmp_path/'artifacts'
-    r = run_cli('train', '--crypto', 'BTC,PEPE', *LIGHT, '--data-dir', DATA_DIR, '--artifacts-dir', art, '--seed', '1',
+    r = run_cli('train', '--crypto', 'BTC,PEPE', *WITH_PEER, '--data-dir', DATA_DIR, '--artifacts-dir', art, '--seed', '1',
                 cwd=tmp_path, env={'MLFLOW_TRACKING_URI': ''}, timeout=900)
     # PEPE has 119 days, less than the feature warm-up: it fails alone, BTC finishes, the exit code says so
     assert r.returncode == 1, r.stdout + r.stderr
@@ -27,11 +28,11 @@ def test_train_outputs_tracking_and_failure_isolation(tmp_path):
     rep = json.loads((run_dir/'report.json').read_text())
     assert rep['coin'] == 'BTC' and rep['seed'] == 1 and rep['headline']['model'] == 'ensemble'
     metrics = pd.DataFrame(rep['metrics'])
-    assert set(metrics['model']) == {'naive', 'drift', 'lightgbm', 'ensemble'} and set(metrics['horizon']) == {1, 7, 30}
+    assert set(metrics['model']) == {'naive', 'drift', 'garch', 'lightgbm', 'ensemble'} and set(metrics['horizon']) == {1, 7, 30}
     assert (metrics.loc[metrics['model'] == 'naive', 'rel_mae'] == 1).all()
     assert rep['data']['sha256'] and rep['data']['universe_hashes']['BTC'] == rep['data']['sha256']
     assert {'cov80', 'width80', 'cov95', 'width95'} <= set(rep['uncertainty'][0])
-    assert rep['ensemble']['1']['mean_weights'] and len(rep['shap']) == 3
+    assert set(rep['ensemble']['1']['mean_weights']) == {'naive', 'drift', 'lightgbm'} and len(rep['shap']) == 3  # the peer beside it
     # each run keeps its own model files, and the report points at them
     for m in ('naive', 'drift', 'lightgbm', 'ensemble'):
         assert rep['models'][m] == str(run_dir/'models'/m/'model.pkl') and Path(rep['models'][m]).exists()
