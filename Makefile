@@ -41,7 +41,7 @@ nbtest: $(STAMP)
 	$(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=80
 
 ## test: sync check, notebook tests, then pytest
 test: sync-check nbtest pytest

@@ -11,7 +11,7 @@ from .config import TICKER_PATTERN
 
 # %% auto #0
 __all__ = ['ArgParser', 'positive_int', 'non_negative_int', 'seed', 'port', 'horizons', 'coins', 'names', 'existing_dir',
-           'start_date', 'source_arg']
+           'output_dir', 'output_file', 'start_date', 'source_arg']
 
 # %% ../nbs/89_args.ipynb #a4f3bc4f
 class ArgParser(argparse.ArgumentParser):
@@ -88,6 +88,27 @@ def existing_dir(text: str) -> Path:
     "A folder that exists."
     p = Path(text).expanduser()
     if not p.is_dir(): raise argparse.ArgumentTypeError(f"{text}: {'not a folder' if p.exists() else 'no such folder'}")
+    return p
+
+# %% ../nbs/89_args.ipynb #30603c52
+def _writable_parent(text: str, p: Path) -> None:
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir(): raise argparse.ArgumentTypeError(f"{text}: {parent} is a file, not a folder")
+            return
+
+def output_dir(text: str) -> Path:
+    "A folder to write into: it may exist (as a folder) or not yet, but it is no file and is not under one."
+    p = Path(text).expanduser()
+    if p.exists() and not p.is_dir(): raise argparse.ArgumentTypeError(f"{text}: is a file, not a folder")
+    _writable_parent(text, p)
+    return p
+
+def output_file(text: str) -> Path:
+    "A file to write: it may exist (as a file) or not yet, but it is no folder and is not under a file."
+    p = Path(text).expanduser()
+    if p.is_dir(): raise argparse.ArgumentTypeError(f"{text}: is a folder; name the file to write, e.g. {Path(text)/'out.parquet'}")
+    _writable_parent(text, p)
     return p
 
 # %% ../nbs/89_args.ipynb #e0cbffc1

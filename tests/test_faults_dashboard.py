@@ -35,10 +35,16 @@ def artifacts(tmp_path_factory) -> Path:
     (data/'SYN-USD_1d.csv').rename(root/'moved-SYN-USD_1d.csv')
     return root/'artifacts'
 
+def still_alive(p: psutil.Process) -> bool:
+    "Whether `p` runs and is not a zombie; one that exits while it is asked is not alive."
+    try: return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess: return False
+
 def tree(pid: int) -> list:
-    "The processes below `pid`, alive."
-    try: return [p for p in psutil.Process(pid).children(recursive=True) if p.status() != psutil.STATUS_ZOMBIE]
+    "The processes below `pid`, alive (one that exits while the tree is read is left out, not the whole tree)."
+    try: children = psutil.Process(pid).children(recursive=True)
     except psutil.Error: return []
+    return [p for p in children if still_alive(p)]
 
 def kernels(pid: int) -> list:
     "The page kernels (ipykernel processes) below `pid`."
@@ -88,10 +94,10 @@ def stop_and_time(proc, port: int, sig) -> float:
     t0 = time.monotonic()
     proc.send_signal(sig)
     while time.monotonic() - t0 < 30:
-        alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in started if still_alive(p)]
         if not alive and not listening(port) and proc.poll() is not None: return time.monotonic() - t0
         time.sleep(0.05)
-    raise AssertionError(f"after {sig!r}: listening {listening(port)}, alive {[p.pid for p in started if p.is_running()]}")
+    raise AssertionError(f"after {sig!r}: listening {listening(port)}, alive {[p.pid for p in started if still_alive(p)]}")
 
 def test_bad_port_and_port_in_use_are_one_line_errors(artifacts):
     r = run_cli('dashboard', '--port', '99999', '--artifacts-dir', artifacts, timeout=60)
@@ -195,7 +201,7 @@ def test_voila_stops_when_the_command_is_killed(artifacts, tmp_path):
         assert kernels(proc.pid)
         proc.kill()
         t0 = time.monotonic()
-        while listening(port) or any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started):
+        while listening(port) or any(still_alive(p) for p in started):
             assert time.monotonic() - t0 < 10, 'Voila or its kernel outlived the killed command by 10 s'
             time.sleep(0.1)
         print(f"\nkill -9: port free and Voila and its kernel gone after {time.monotonic() - t0:.1f} s")

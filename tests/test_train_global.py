@@ -156,20 +156,29 @@ def test_a_coin_too_short_for_the_global_fold_is_skipped_not_dropped(tmp_path):
     assert 'PEPE: skipped:' in r.stderr and '1 ok, 1 skipped, 0 failed' in r.stdout
     assert report_of(art, 'LTC')['global']['coins'] == 1 and not (art/'PEPE').exists()
 
-@pytest.mark.slow
+# a small network: the stages are the same whatever its size, and the default one trains 50 s an epoch on two cores
+SMALL_LSTM = dict(units=(8,), attention_units=4, n_features=12, windows_per_epoch=512)
+
 def test_global_lstm_one_epoch(tmp_path):
-    """The global LSTM through the same stages: attention plot, SHAP and MLflow on its own inputs, a forecast from its saved
-    copy; with `--fine-tune 1` each coin's saved network is its own."""
+    """The global LSTM (a small one) through the same stages: attention plot, SHAP and MLflow on its own inputs, a forecast
+    from its saved copy; with `--fine-tune 1` each coin's saved network is its own."""
+    import dataclasses
+    from cryptoforecast.forecaster import MODELS
     art = tmp_path/'artifacts'
-    r = run_cli('train', '--crypto', 'BTC,ETH', '--models', 'naive,lstm_global', '--epochs', '1', '--fine-tune', '1',
-                '--no-ensemble', '--data-dir', DATA_DIR, '--artifacts-dir', art, cwd=tmp_path, env={'MLFLOW_TRACKING_URI': ''})
-    assert r.returncode == 0, r.stdout + r.stderr
+    entry = MODELS['lstm_global']
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setenv('MLFLOW_TRACKING_URI', '')
+        mp.setitem(MODELS, 'lstm_global', dataclasses.replace(entry, kwargs={**entry.kwargs, **SMALL_LSTM}))
+        rc = train_cli(['--crypto', 'BTC,ETH', '--models', 'naive,lstm_global', '--epochs', '1', '--fine-tune', '1', '--no-ensemble',
+                        '--data-dir', str(DATA_DIR), '--artifacts-dir', str(art), '--seed', '1'])
+    assert rc == 0, out.getvalue() + err.getvalue()
     reps = [report_of(art, c) for c in ('BTC', 'ETH')]
     assert reps[0]['global']['run'] == reps[1]['global']['run'] and reps[0]['global']['coins'] == 2
     assert reps[0]['global']['fine_tune'] == 1
     assert any('shap_lstm_global' in p for p in reps[0]['shap'])
     m, e = (model_class('lstm_global').load(rep['models']['lstm_global']) for rep in reps)
-    assert m.fold_meta_['coin'] == 'BTC'
+    assert m.fold_meta_['coin'] == 'BTC' and m.units == SMALL_LSTM['units'], 'the saved copy is the network that was trained'
     assert not all(np.array_equal(x, y) for x, y in zip(m.model.get_weights(), e.model.get_weights()))   # fine-tuned apart
 
 def test_coin_embedding_without_a_global_deep_model_is_one_line_exit_2(tmp_path):
