@@ -33,7 +33,7 @@ def assert_no_lookahead(universe, cut, coins, seed=0):
     ts = pd.Timestamp(cut, tz='UTC')
     ended = {s: df.loc[:ts] for s, df in universe.items() if df.index[0] <= ts}   # coins listed later do not exist yet
     perturbed = {s: perturb_after(df, cut, rng) for s, df in universe.items()}
-    m_ended, m_perturbed = market_context(ended), market_context(perturbed)
+    m_ended, m_perturbed, m_full = market_context(ended), market_context(perturbed), market_context(universe)
     pd.testing.assert_frame_equal(m_ended, m_perturbed.loc[:ts], check_exact=True, check_freq=False)
     checked = []
     for coin in coins:
@@ -43,9 +43,12 @@ def assert_no_lookahead(universe, cut, coins, seed=0):
         cols = non_target(a)
         assert any(c.startswith(('beta_', 'corr_index')) for c in cols), "cross-asset features are covered"
         pd.testing.assert_frame_equal(a[cols], b.loc[:ts, cols], check_exact=True, check_freq=False, obj=f"{coin} features up to {cut}")
-        # the perturbation bites: the targets just before the cut see the changed future
-        assert not np.allclose(a['target_logret_30d'].iloc[-40:-30], b.loc[:ts, 'target_logret_30d'].iloc[-40:-30], equal_nan=True) or \
-               a['target_logret_30d'].iloc[-30:].isna().all()
+        # the perturbation bites: the 30-day targets of the last 30 days before the cut see the changed future
+        target = 'target_logret_30d'
+        unchanged = build_features(universe[coin], m_full).loc[:ts, target].iloc[-30:]
+        changed = b.loc[:ts, target].iloc[-30:]
+        assert a[target].iloc[-30:].isna().all() and changed.notna().all(), f"{coin}: only the continued data know those targets"
+        assert not np.allclose(unchanged, changed), f"{coin}: the perturbation did not reach the targets"
         checked.append(coin)
     return checked
 
