@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .args import ArgParser, coins, source_arg, start_date
+from .args import ArgParser, coins, output_dir, source_arg, start_date
 from .config import data_dir_for_use, download_dir, get_config
 from .errors import UserError
 from .data import scan, conflict_message, force_sources, warn_left_out, REPAIRS, WARNINGS
@@ -81,7 +81,7 @@ def data_parser() -> ArgParser:
     dl.add_argument('--source', required=True, choices=['binance', 'coingecko'])
     dl.add_argument('--coins', required=True, type=coins, help='comma-separated tickers, e.g. BTC,ETH')
     dl.add_argument('--start', default='2017-01-01', type=start_date, help='first date (YYYY-MM-DD)')
-    dl.add_argument('--data-dir', help='where to write (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
+    dl.add_argument('--data-dir', type=output_dir, help='where to write (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
     return p
 
 def data_cli(argv: list[str]) -> int:

@@ -231,3 +231,18 @@ def test_data_dir_that_is_a_file_is_one_line(tmp_path, argv, how, what):
 def test_data_dir_under_a_file_is_one_line(tmp_path):
     (tmp_path/'afile').touch()
     one_error_line(run_cli('data', 'list', '--data-dir', tmp_path/'afile'/'raw', cwd=tmp_path, env=env(tmp_path)), 'afile')
+
+@pytest.mark.parametrize('how', ['argument', 'under a file', 'environment'])
+def test_download_into_a_file_is_one_line(tmp_path, how):
+    from cryptoforecast.sources import BINANCE_URL, record
+    t0 = int(pd.Timestamp('2024-01-01', tz='UTC').timestamp() * 1000)
+    kl = [[t0 + i*86_400_000, '100', '102', '99', '101', '10', t0 + i*86_400_000 + 86_399_999, '1000', 5, '5', '50', '0']
+          for i in range(40)]
+    record(tmp_path/'rec', BINANCE_URL, {'symbol': 'ETHUSDT', 'interval': '1d', 'startTime': t0, 'limit': 1000}, kl)
+    (tmp_path/'afile').touch()
+    target = tmp_path/'afile'/'raw' if how == 'under a file' else tmp_path/'afile'
+    extra = {'CRYPTOFORECAST_REPLAY_DIR': str(tmp_path/'rec')}
+    if how == 'environment': extra['CRYPTOFORECAST_DATA_DIR'] = str(target)
+    args = ['data', 'download', '--source', 'binance', '--coins', 'ETH', '--start', '2024-01-01']
+    r = run_cli(*args, *([] if how == 'environment' else ['--data-dir', target]), cwd=tmp_path, env=env(tmp_path, **extra))
+    one_error_line(r, str(tmp_path/'afile'), 'is a file, not a folder')
