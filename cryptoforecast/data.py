@@ -20,10 +20,10 @@ from .config import (DATA_SUFFIXES, TICKER_PATTERN, DataRules, data_dir_for_use,
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION',
-           'STALE_TMP_SECONDS', 'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'DataWarning', 'warn_left_out',
-           'read_bytes', 'read_text', 'parse_table', 'Format', 'detect_format', 'parse_epoch', 'parse_dates',
-           'split_pair', 'symbol_from_name', 'identify', 'IntradayData', 'to_ohlcv', 'ValidationReport',
+__all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'MAX_PRICE',
+           'READER_VERSION', 'STALE_TMP_SECONDS', 'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'DataWarning',
+           'warn_left_out', 'read_bytes', 'read_text', 'parse_table', 'Format', 'detect_format', 'parse_epoch',
+           'parse_dates', 'split_pair', 'symbol_from_name', 'identify', 'IntradayData', 'to_ohlcv', 'ValidationReport',
            'validate_ohlcv', 'file_sha256', 'frame_digest', 'read_ohlcv', 'data_files', 'Universe', 'choose_source',
            'scan', 'conflict_message', 'force_sources', 'load_universe', 'load_coin', 'list_coins']
 
@@ -346,12 +346,26 @@ def _segments(index: pd.DatetimeIndex, max_gap: int) -> list[tuple[int, int]]:
     bounds = [0, *gaps.tolist(), len(index)]
     return list(zip(bounds[:-1], bounds[1:]))
 
+MAX_PRICE = 1e9  # in any quote currency: a larger price is a unit or parsing error
+
+def _check_rows(df: pd.DataFrame, path) -> None:
+    "Refuse rows no daily price can have: a date before 2009-01-03 or after tomorrow, an infinite number, a price above `MAX_PRICE`."
+    days = df.index.tz_localize('UTC') if df.index.tz is None else df.index.tz_convert('UTC')
+    late = days > pd.Timestamp.now(tz='UTC') + pd.Timedelta(days=2)
+    if ((days < _EARLIEST) | late).any(): raise DataError(path, f"implausible date {_first_date((days < _EARLIEST) | late, df.index)}")
+    for col in [c for c in OHLCV if c in df]:
+        inf = np.isinf(df[col].to_numpy(dtype=float))
+        if inf.any(): raise DataError(path, f"column {col!r}: not a finite number on {_first_date(inf, df.index)}")
+    big = (df[['open', 'high', 'low', 'close']] > MAX_PRICE).any(axis=1)
+    if big.any(): raise DataError(path, f"price above {MAX_PRICE:g} on {_first_date(big, df.index)} (a unit or parsing error?)")
+
 def validate_ohlcv(df: pd.DataFrame, path='<frame>', rules: DataRules|None = None, report: ValidationReport|None = None):
     "Check and repair a canonical frame by the documented rules; returns `(frame, report)` or raises `DataError`."
     rules = rules or get_config().rules
     rep = report or ValidationReport(str(path))
     rep.rows_in = len(df)
     df = df.sort_index(kind='stable')
+    _check_rows(df, path)
     # rows without a price before the coin's first priced day
     priced = df['close'].notna() & (df['close'] != 0)
     if not priced.any(): raise DataError(path, "no row has a price")

@@ -246,3 +246,14 @@ def test_download_into_a_file_is_one_line(tmp_path, how):
     args = ['data', 'download', '--source', 'binance', '--coins', 'ETH', '--start', '2024-01-01']
     r = run_cli(*args, *([] if how == 'environment' else ['--data-dir', target]), cwd=tmp_path, env=env(tmp_path, **extra))
     one_error_line(r, str(tmp_path/'afile'), 'is a file, not a folder')
+
+# 6. a frame that never was a file meets the readers' rules ---------------------------------------------------------
+
+@pytest.mark.parametrize('col, value, why', [('close', float('inf'), 'not a finite number'), ('close', 1e300, 'price above'),
+                                             ('high', 1e300, 'price above'), (None, None, 'implausible date 2099-01-01')])
+def test_validate_ohlcv_refuses_rows_no_file_could_hold(col, value, why):
+    from cryptoforecast.config import DataRules
+    days = pd.date_range('2099-01-01' if col is None else '2024-01-01', periods=40, freq='D', tz='UTC')
+    df = pd.DataFrame({c: 10.0 for c in ['open', 'high', 'low', 'close', 'volume']}, index=days)
+    if col: df.loc[days[20], col] = value
+    with pytest.raises(data.DataError, match=why): data.validate_ohlcv(df, 'payload', DataRules())
