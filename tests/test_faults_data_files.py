@@ -216,10 +216,10 @@ def test_unreadable_file_through_the_cli(tmp_path):
 
 # 5. a data folder that is no folder --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('argv', [['data', 'list'], ['data', 'check'], ['features', 'BTC'],
-                                  ['backtest', '--coins', 'BTC', '--models', 'naive']])
-@pytest.mark.parametrize('how', ['argument', 'environment'])
-@pytest.mark.parametrize('what', ['empty file', 'price file'])
+@pytest.mark.parametrize('argv, how, what', [(argv, how, 'price file') for how in ('argument', 'environment') for argv in
+                                              (['data', 'list'], ['data', 'check'], ['features', 'BTC'],
+                                               ['backtest', '--coins', 'BTC', '--models', 'naive'])]
+                                             + [(['data', 'list'], 'environment', 'empty file')])
 def test_data_dir_that_is_a_file_is_one_line(tmp_path, argv, how, what):
     f = tmp_path/'prices.csv'
     if what == 'price file': shutil.copy(SAMPLE/'Binance_BTCUSDT_d.csv.gz', f)
