@@ -76,6 +76,44 @@ def damaged_cache(how: str):
         return ['data', 'list', '--data-dir', str(d)]
     return make
 
+def forced_source(tmp: Path) -> list[str]:
+    "Two files of ETH that disagree, and `data check --source ETH=FILE` choosing one."
+    d = sample_copy(tmp/'data', ('BTC', 'ETH'))
+    price_file(d, 'ETH-USD_1d.csv', [3.] * 400, dates=pd.date_range('2023-01-01', periods=400, freq='D').strftime('%Y-%m-%d'))
+    return ['data', 'check', '--data-dir', str(d), '--source', f"ETH={d/'Binance_ETHUSDT_d.csv.gz'}"]
+
+def renamed_file(tmp: Path) -> list[str]:
+    "A file read once (into the cache) as XYZ, then renamed to ABC: `data list` must say ABC."
+    f = price_file(tmp/'data', 'XYZ-USD_1d.csv', [10. + i % 5 for i in range(60)])
+    run(['data', 'list', '--data-dir', str(tmp/'data')], tmp)
+    f.rename(f.with_name('ABC-USD_1d.csv'))
+    return ['data', 'list', '--data-dir', str(tmp/'data')]
+
+def identical_bytes(tmp: Path) -> list[str]:
+    "ABC-USD_1d.csv and XYZ-USD_1d.csv with identical bytes: two coins (`data check` lists both)."
+    f = price_file(tmp/'data', 'ABC-USD_1d.csv', [10. + i % 5 for i in range(60)])
+    shutil.copy(f, f.with_name('XYZ-USD_1d.csv'))
+    return ['data', 'check', '--data-dir', str(tmp/'data'), 'ABC', 'XYZ']
+
+def one_bad_field(*command: str):
+    "The sample's BTC and ETH and a third file with the text 'abc' in its close column: the command on the folder."
+    def make(tmp: Path) -> list[str]:
+        d = sample_copy(tmp/'data', ('BTC', 'ETH'))
+        f = price_file(d, 'XYZ-USD_1d.csv', [10. + i % 5 for i in range(400)])
+        lines = f.read_text().splitlines()
+        lines[6] = ','.join(lines[6].split(',')[:4] + ['abc'] + lines[6].split(',')[5:])
+        f.write_text('\n'.join(lines) + '\n')
+        out = ['--out', str(tmp/'out.parquet')] if command[0] in ('features', 'backtest') else []
+        return [*command, '--data-dir', str(d), *out]
+    return make
+
+def data_dir_a_file(*command: str):
+    "A price file given as the data folder."
+    def make(tmp: Path) -> list[str]:
+        f = price_file(tmp, 'prices.csv', [10.] * 60)
+        return [*command, '--data-dir', str(f)]
+    return make
+
 def arguments(*argv):
     return lambda tmp: list(argv)
 
@@ -108,6 +146,18 @@ PROBES = {
     'cache entries emptied': damaged_cache('empty'),
     'cache entries bit-flipped': damaged_cache('flipped'),
     'cache entry swapped (BTC under ETH)': damaged_cache('swapped'),
+    'data check --source ETH=FILE (two ETH files disagree)': forced_source,
+    'data check Uni=/Tmp/Prices.csv (case kept)': arguments('data', 'check', 'Uni=/Tmp/Prices.csv'),
+    'backtest --source ./Raw/Uni-usd.csv (case kept)': arguments('backtest', '--coins', 'BTC', '--source', './Raw/Uni-usd.csv'),
+    'renamed price file after a cached read': renamed_file,
+    'two files with identical bytes': identical_bytes,
+    "one 'abc' close in one file: data list": one_bad_field('data', 'list'),
+    "one 'abc' close in one file: data check": one_bad_field('data', 'check'),
+    "one 'abc' close in one file: features BTC": one_bad_field('features', 'BTC'),
+    "one 'abc' close in one file: backtest naive": one_bad_field('backtest', '--all', '--models', 'naive', '--folds', '1'),
+    'data list --data-dir FILE': data_dir_a_file('data', 'list'),
+    'features --data-dir FILE': data_dir_a_file('features', 'BTC'),
+    'data download --data-dir FILE': data_dir_a_file('data', 'download', '--source', 'binance', '--coins', 'ETH'),
 }
 
 def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:

@@ -10,8 +10,8 @@ from pathlib import Path
 from .config import TICKER_PATTERN
 
 # %% auto #0
-__all__ = ['ArgParser', 'positive_int', 'non_negative_int', 'seed', 'port', 'horizons', 'coins', 'names', 'existing_dir',
-           'output_dir', 'output_file', 'start_date', 'source_arg']
+__all__ = ['ArgParser', 'positive_int', 'non_negative_int', 'seed', 'port', 'horizons', 'ticker', 'coins', 'names',
+           'existing_dir', 'output_dir', 'output_file', 'start_date', 'source_arg']
 
 # %% ../nbs/89_args.ipynb #a4f3bc4f
 class ArgParser(argparse.ArgumentParser):
@@ -62,12 +62,17 @@ def horizons(text: str) -> tuple[int, ...]:
     if len(set(hs)) != len(hs): raise argparse.ArgumentTypeError(f"repeated horizon in {text!r}")
     return tuple(sorted(hs))
 
+def ticker(text: str) -> str:
+    "One ticker, upper-cased; a value that is none (a path, a `COIN=FILE` pair) is reported exactly as it was typed."
+    t = str(text).strip()
+    if not re.fullmatch(TICKER_PATTERN, t.upper()):
+        hint = '; a COIN=FILE pair is given with --source' if '=' in t else ''
+        raise argparse.ArgumentTypeError(f"{t!r} is not a ticker (1-15 letters or digits, e.g. BTC){hint}")
+    return t.upper()
+
 def coins(text: str) -> list[str]:
     "Comma-separated tickers, upper-cased; each must match the ticker pattern (letters and digits)."
-    out = [t.upper() for t in _items(text, 'tickers such as BTC,ETH')]
-    bad = [t for t in out if not re.fullmatch(TICKER_PATTERN, t)]
-    if bad: raise argparse.ArgumentTypeError(f"{bad[0]!r} is not a ticker (1-15 letters or digits, e.g. BTC)")
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(ticker(t) for t in _items(text, 'tickers such as BTC,ETH')))
 
 # %% ../nbs/89_args.ipynb #715fa0fc
 def names(choices, what: str = 'name'):
@@ -125,11 +130,12 @@ def start_date(text: str) -> str:
     return d.isoformat()
 
 def source_arg(text: str) -> tuple[str, Path]:
-    "`COIN=FILE`, for a `--source` flag that forces a file for a coin: `dict(a.source)` is `load_universe`'s `sources`."
+    """`COIN=FILE`, for a `--source` flag that forces a file for a coin: `dict(a.source)` is `load_universe`'s `sources`.
+    COIN and FILE are checked apart, and each is reported as it was typed."""
     coin, sep, file = text.partition('=')
-    if not sep or not file.strip():
+    if not sep or not coin.strip() or not file.strip():
         raise argparse.ArgumentTypeError(f"expected COIN=FILE, e.g. UNI=data/raw/UNIUSDT_1d.csv, got {text!r}")
-    (coin,) = coins(coin)
-    f = Path(file.strip()).expanduser()
-    if not f.is_file(): raise argparse.ArgumentTypeError(f"{file}: no such file (given for {coin})")
+    coin, file = ticker(coin), file.strip()
+    f = Path(file).expanduser()
+    if not f.is_file(): raise argparse.ArgumentTypeError(f"{file}: {'not a file' if f.exists() else 'no such file'} (given for {coin})")
     return coin, f

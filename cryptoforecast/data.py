@@ -20,12 +20,12 @@ from .config import (DATA_SUFFIXES, TICKER_PATTERN, DataRules, data_dir_for_use,
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'READER_VERSION',
-           'STALE_TMP_SECONDS', 'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'read_bytes', 'read_text', 'parse_table',
-           'Format', 'detect_format', 'parse_epoch', 'parse_dates', 'split_pair', 'symbol_from_name', 'identify',
-           'IntradayData', 'to_ohlcv', 'ValidationReport', 'validate_ohlcv', 'file_sha256', 'frame_digest',
-           'read_ohlcv', 'data_files', 'Universe', 'choose_source', 'scan', 'conflict_message', 'load_universe',
-           'load_coin', 'list_coins']
+__all__ = ['MAX_FILE_BYTES', 'QUOTES', 'DOLLAR_QUOTES', 'SYMBOL_ALIASES', 'OHLCV', 'REPAIRS', 'WARNINGS', 'MAX_PRICE',
+           'READER_VERSION', 'STALE_TMP_SECONDS', 'RECENT_DAYS', 'CONFLICT_RATIO', 'DataError', 'DataWarning',
+           'warn_left_out', 'read_bytes', 'read_text', 'parse_table', 'Format', 'detect_format', 'parse_epoch',
+           'parse_dates', 'split_pair', 'symbol_from_name', 'identify', 'IntradayData', 'to_ohlcv', 'ValidationReport',
+           'validate_ohlcv', 'file_sha256', 'frame_digest', 'read_ohlcv', 'data_files', 'Universe', 'choose_source',
+           'scan', 'conflict_message', 'force_sources', 'load_universe', 'load_coin', 'list_coins']
 
 # %% ../nbs/01_data.ipynb #b908003c
 class DataError(UserError):
@@ -33,6 +33,22 @@ class DataError(UserError):
     def __init__(self, path, problem: str):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
+
+class DataWarning(UserWarning):
+    "A file or coin left out of a folder's universe, and why: shown as the one line `warning: <file>: <problem>; left out`."
+
+_python_formatwarning = warnings.formatwarning
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    "A `DataWarning` as one line without the source location; every other warning as Python shows it."
+    if issubclass(category, DataWarning): return f"warning: {message}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+warnings.formatwarning = _one_line_warning
+
+def warn_left_out(errors) -> None:
+    "One `DataWarning` per file that could not be read (a `DataError`): the file, the problem, and that it is left out."
+    for e in errors: warnings.warn(DataWarning(f"{e}; left out"), stacklevel=2)
 
 # %% ../nbs/01_data.ipynb #bda35bd5
 MAX_FILE_BYTES = 200 * 2**20  # the most one price file may hold or expand to
@@ -330,12 +346,26 @@ def _segments(index: pd.DatetimeIndex, max_gap: int) -> list[tuple[int, int]]:
     bounds = [0, *gaps.tolist(), len(index)]
     return list(zip(bounds[:-1], bounds[1:]))
 
+MAX_PRICE = 1e9  # in any quote currency: a larger price is a unit or parsing error
+
+def _check_rows(df: pd.DataFrame, path) -> None:
+    "Refuse rows no daily price can have: a date before 2009-01-03 or after tomorrow, an infinite number, a price above `MAX_PRICE`."
+    days = df.index.tz_localize('UTC') if df.index.tz is None else df.index.tz_convert('UTC')
+    late = days > pd.Timestamp.now(tz='UTC') + pd.Timedelta(days=2)
+    if ((days < _EARLIEST) | late).any(): raise DataError(path, f"implausible date {_first_date((days < _EARLIEST) | late, df.index)}")
+    for col in [c for c in OHLCV if c in df]:
+        inf = np.isinf(df[col].to_numpy(dtype=float))
+        if inf.any(): raise DataError(path, f"column {col!r}: not a finite number on {_first_date(inf, df.index)}")
+    big = (df[['open', 'high', 'low', 'close']] > MAX_PRICE).any(axis=1)
+    if big.any(): raise DataError(path, f"price above {MAX_PRICE:g} on {_first_date(big, df.index)} (a unit or parsing error?)")
+
 def validate_ohlcv(df: pd.DataFrame, path='<frame>', rules: DataRules|None = None, report: ValidationReport|None = None):
     "Check and repair a canonical frame by the documented rules; returns `(frame, report)` or raises `DataError`."
     rules = rules or get_config().rules
     rep = report or ValidationReport(str(path))
     rep.rows_in = len(df)
     df = df.sort_index(kind='stable')
+    _check_rows(df, path)
     # rows without a price before the coin's first priced day
     priced = df['close'].notna() & (df['close'] != 0)
     if not priced.any(): raise DataError(path, "no row has a price")
@@ -421,9 +451,15 @@ def file_sha256(path) -> str:
         for chunk in iter(lambda: f.read(2**20), b''): h.update(chunk)
     return h.hexdigest()
 
-def _cache_key(sha: str, rules: DataRules) -> str:
+def _file_id(path) -> str:
+    "The file as the reader names it: its absolute path without following links (the ticker may come from the name)."
+    return os.path.abspath(path)
+
+def _cache_key(sha: str, rules: DataRules, path) -> str:
+    "The cache entry's name: the file's bytes, its path, the reader version and the rules."
+    where = hashlib.sha256(_file_id(path).encode()).hexdigest()[:12]
     r = hashlib.sha256(json.dumps([READER_VERSION, asdict(rules)], sort_keys=True).encode()).hexdigest()[:8]
-    return f"{sha[:24]}-{r}"
+    return f"{sha[:24]}-{where}-{r}"
 
 def _parse_file(path, rules) -> tuple[pd.DataFrame, ValidationReport]:
     text = read_text(path)
@@ -444,12 +480,12 @@ def frame_digest(df: pd.DataFrame) -> str:
     for col in df.columns: h.update(np.ascontiguousarray(df[col].to_numpy()).tobytes())
     return h.hexdigest()
 
-def _cache_load(entry: Path, key: str, sha: str):
-    "The `(frame, report)` of a cache entry when it is whole and belongs to `key`/`sha`, else `None` (rebuild it)."
+def _cache_load(entry: Path, key: str, sha: str, path):
+    "The `(frame, report)` of a cache entry when it is whole and belongs to `key`/`sha`/`path`, else `None` (rebuild it)."
     try:
         table = pq.read_table(entry)
         meta = json.loads(table.schema.metadata[_CACHE_META])
-        if meta['key'] != key or meta['sha256'] != sha: return None
+        if meta['key'] != key or meta['sha256'] != sha or meta['path'] != _file_id(path): return None
         df = table.to_pandas()
         if frame_digest(df) != meta['digest']: return None
         df.index.freq = 'D'  # parquet does not keep the frequency of the continuous daily index
@@ -465,9 +501,9 @@ def _remove_stale_tmp(folder: Path) -> None:
         with contextlib.suppress(OSError):
             if time.time() - t.stat().st_mtime > STALE_TMP_SECONDS: t.unlink()
 
-def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str, sha: str) -> None:
+def _cache_store(entry: Path, df: pd.DataFrame, rep: ValidationReport, key: str, sha: str, path) -> None:
     "Write one cache entry atomically (unique temporary file, then `os.replace`); an unwritable cache is only noted."
-    meta = json.dumps(dict(key=key, sha256=sha, digest=frame_digest(df), report=asdict(rep))).encode()
+    meta = json.dumps(dict(key=key, sha256=sha, path=_file_id(path), digest=frame_digest(df), report=asdict(rep))).encode()
     table = pa.Table.from_pandas(df, preserve_index=True)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), _CACHE_META: meta})
     try:
@@ -484,24 +520,25 @@ def read_ohlcv(path, rules: DataRules|None = None, cache_dir=None, use_cache: bo
     cache_dir = Path(cache_dir or get_config().processed_dir)
     try: sha = file_sha256(path)
     except OSError as e: raise DataError(path, f"cannot read file ({e.strerror or e})") from None
-    key = _cache_key(sha, rules)
+    key = _cache_key(sha, rules, path)
     entry = cache_dir/f"{key}.parquet"
-    hit = _cache_load(entry, key, sha) if use_cache and entry.exists() else None
+    hit = _cache_load(entry, key, sha, path) if use_cache and entry.exists() else None
     if hit:
         df, rep = hit
         rep.path = str(path)
     else:
         df, rep = _parse_file(path, rules)
-        if use_cache: _cache_store(entry, df, rep, key, sha)
+        if use_cache: _cache_store(entry, df, rep, key, sha, path)
     df.index = df.index.as_unit('ns')  # one resolution, whoever wrote the cache: pandas 2 mis-joins daily indexes in [us]
     df.attrs = dict(symbol=rep.symbol, quote=rep.quote, source=rep.source, path=str(path), sha256=sha, report=asdict(rep))
     return df
 
 # %% ../nbs/01_data.ipynb #6f0962da
 def data_files(data_dir) -> list[Path]:
-    "Every candidate data file under `data_dir`, sorted."
+    "Every candidate data file under `data_dir`, sorted; `data_dir` must be a folder."
     d = Path(data_dir)
     if not d.exists(): raise UserError(f"{d}: data directory does not exist")
+    if not d.is_dir(): raise UserError(f"{d}: not a folder; name the folder that holds the price files")
     return sorted(iter_price_files(d))
 
 @dataclass
@@ -510,7 +547,7 @@ class Universe:
     coins: dict            # symbol -> OHLCV frame (the chosen source)
     reports: list          # ValidationReport for every daily file read
     skipped: list          # (path, reason) for intraday files
-    errors: list           # DataError for unreadable files (only when scanning with errors='collect')
+    errors: list           # DataError for unreadable files (only when scanning with errors='collect'): left out
     alternatives: dict     # symbol -> [frames set aside]
     conflicts: list        # (symbol, chosen path, other path, median close ratio chosen/other): files that disagree
     data_dir: Path|None = None  # the folder scanned
@@ -582,37 +619,53 @@ def _forced_sources(sources: dict|None, rules=None, cache_dir=None, use_cache=Tr
         out[sym] = df
     return out
 
+def _same_file(a, b) -> bool:
+    try: return os.path.samefile(a, b)
+    except OSError: return False
+
+def force_sources(u: Universe, sources: dict|None, **kwargs) -> Universe:
+    """`u` with the files forced by `sources` (symbol -> file, inside the folder or not) chosen for their coins, which
+    settles those coins' conflicts; a file that is not that coin's is a `UserError`."""
+    forced = _forced_sources(sources, **kwargs)
+    if not forced: return u
+    coins, alts, reports = dict(u.coins), dict(u.alternatives), list(u.reports)
+    for sym, df in forced.items():
+        frames = [f for f in [u.coins.get(sym), *u.alternatives.get(sym, [])] if f is not None]
+        scanned = [f for f in frames if _same_file(f.attrs['path'], df.attrs['path'])]
+        if scanned: df = scanned[0]
+        else: reports.append(ValidationReport(**df.attrs['report']))
+        coins[sym], alts[sym] = df, [f for f in frames if f is not df]
+    conflicts = [c for c in u.conflicts if c[0] not in forced]
+    return Universe(dict(sorted(coins.items())), reports, u.skipped, u.errors, alts, conflicts, u.data_dir)
+
 def load_universe(data_dir=None, symbols=None, sources: dict|None = None, require=(), **kwargs) -> dict[str, pd.DataFrame]:
     """Every coin under `data_dir` (or just `symbols`), one OHLCV frame each; `sources` (symbol -> file) forces a file.
-    A coin in `symbols` or `require` that is missing or whose files disagree is a `UserError` (one scan for both)."""
+    A coin in `symbols` or `require` that is missing or whose files disagree is a `UserError` (one scan for both);
+    an unreadable file is left out with a one-line `DataWarning`, so the other coins still load."""
     u = scan(data_dir, errors='collect', **kwargs)
-    if u.errors:  # one unreadable file must not stop every other coin, but it is never dropped silently
-        warnings.warn(f"{len(u.errors)} unreadable file(s) left out: " + '; '.join(str(e) for e in u.errors), stacklevel=2)
-    forced = _forced_sources(sources, **kwargs)
-    coins = dict(sorted({**u.coins, **forced}.items()))
+    warn_left_out(u.errors)  # one unreadable file must not stop every other coin, but it is never dropped silently
+    u = force_sources(u, sources, **kwargs)
     conflicts = {}
-    for c in u.conflicts:
-        if c[0] not in forced: conflicts.setdefault(c[0], c)
+    for c in u.conflicts: conflicts.setdefault(c[0], c)
     wanted = list(dict.fromkeys(s.upper() for s in (require if symbols is None else symbols)))
-    missing = [s for s in wanted if s not in coins]
+    missing = [s for s in wanted if s not in u.coins]
     if missing:
         why = f" ({len(u.errors)} file(s) could not be read: {u.errors[0]}{' ...' if len(u.errors) > 1 else ''})" if u.errors else ''
         raise UserError(f"no data for {', '.join(missing)} in {u.data_dir}{why}")
     refused = [conflicts[s] for s in wanted if s in conflicts]
     if refused: raise UserError('; '.join(conflict_message(*c) for c in refused))
-    if symbols is not None: return {s: coins[s] for s in wanted}
-    if conflicts:
-        warnings.warn(f"{len(conflicts)} coin(s) left out because their files disagree: "
-                      + '; '.join(conflict_message(*c) for c in conflicts.values()), stacklevel=2)
-    return {s: df for s, df in coins.items() if s not in conflicts}
+    if symbols is not None: return {s: u.coins[s] for s in wanted}
+    for c in conflicts.values(): warnings.warn(DataWarning(f"{conflict_message(*c)}; left out"), stacklevel=2)
+    return {s: df for s, df in u.coins.items() if s not in conflicts}
 
 def load_coin(symbol: str, data_dir=None, **kwargs) -> pd.DataFrame:
     "The OHLCV frame of one coin (`sources=` as in `load_universe`)."
     return load_universe(data_dir, [symbol], **kwargs)[symbol.upper()]
 
 def list_coins(data_dir=None, **kwargs) -> pd.DataFrame:
-    "One row per coin: symbol, first and last date, rows, source (format and file)."
-    u = scan(data_dir, **kwargs)
+    "One row per coin: symbol, first and last date, rows, source (format and file); unreadable files are left out, warned."
+    u = scan(data_dir, errors='collect', **kwargs)
+    warn_left_out(u.errors)
     rows = [dict(symbol=s, first=df.index[0].date(), last=df.index[-1].date(), rows=len(df),
                  source=df.attrs['source'], quote=df.attrs['quote'], path=df.attrs['path']) for s, df in u.coins.items()]
     return pd.DataFrame(rows, columns=['symbol', 'first', 'last', 'rows', 'source', 'quote', 'path'])

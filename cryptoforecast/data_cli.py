@@ -8,10 +8,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .args import ArgParser, coins, start_date
+from .args import ArgParser, coins, output_dir, source_arg, start_date
 from .config import data_dir_for_use, download_dir, get_config
 from .errors import UserError
-from .data import scan, conflict_message, REPAIRS, WARNINGS
+from .data import scan, conflict_message, force_sources, warn_left_out, REPAIRS, WARNINGS
 
 # %% auto #0
 __all__ = ['data_list', 'data_check', 'data_parser', 'data_cli']
@@ -22,17 +22,19 @@ def _rel(path, root) -> str:
     except ValueError: return str(path)
 
 def data_list(data_dir=None) -> int:
-    "Print `SYMBOL first_date last_date rows source` per coin."
+    "Print `SYMBOL first_date last_date rows source` per coin; an unreadable file is left out with one warning line."
     data_dir = data_dir_for_use(data_dir)
-    u = scan(data_dir, progress=True)
+    u = scan(data_dir, progress=True, errors='collect')
+    warn_left_out(u.errors)
     for sym, df in u.coins.items():
         print(f"{sym} {df.index[0].date()} {df.index[-1].date()} {len(df)} {df.attrs['source']}:{_rel(df.attrs['path'], data_dir)}")
     return 0
 
-def data_check(data_dir=None, coins=()) -> int:
-    "Print the validation report; exit 2 if any file is unreadable, a requested coin is missing or a checked coin conflicts."
+def data_check(data_dir=None, coins=(), sources=None) -> int:
+    """Print the validation report, with the files `sources` (coin -> file) forces chosen for their coins; exit 2 if
+    any file is unreadable, a requested coin is missing or a checked coin conflicts."""
     data_dir = data_dir_for_use(data_dir)
-    u = scan(data_dir, progress=True, errors='collect')
+    u = force_sources(scan(data_dir, progress=True, errors='collect'), dict(sources or {}))
     wanted = [c.upper() for c in coins]
     missing = [c for c in wanted if c not in u.coins]
     reports = [r for r in u.reports if not wanted or r.symbol in wanted]
@@ -49,6 +51,7 @@ def data_check(data_dir=None, coins=()) -> int:
     for r in reports: tot.update(r.counts)
     print(f"\n{len({r.symbol for r in reports})} coins, {len(reports)} daily files, {sum(r.rows_out for r in reports)} rows "
           f"(* = the file chosen for the coin)")
+    for sym, _ in (sources or ()): print(f"{sym}: chosen by --source")
     print("repaired rows by kind: " + (', '.join(f"{k}={tot[k]}" for k in REPAIRS if tot[k]) or 'none'))
     print("reported, kept as is: " + (', '.join(f"{k}={tot[k]}" for k in WARNINGS if tot[k]) or 'none'))
     for p, why in u.skipped: print(f"skipped {_rel(p, data_dir)}: {why}")
@@ -70,19 +73,22 @@ def data_parser() -> ArgParser:
     for name, help in (('list', 'one line per coin'), ('check', 'the validation report')):
         sp = sub.add_parser(name, help=help)
         sp.add_argument('--data-dir', help=where)
-        if name == 'check': sp.add_argument('coins', nargs='*', metavar='COIN', type=_coin_lists, help='coins to check (default: all)')
+        if name == 'list': continue
+        sp.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
+                        help='check COIN with this file (repeatable; settles a conflict between its files)')
+        sp.add_argument('coins', nargs='*', metavar='COIN', type=_coin_lists, help='coins to check (default: all)')
     dl = sub.add_parser('download', help='fetch daily prices from an exchange API into the data directory')
     dl.add_argument('--source', required=True, choices=['binance', 'coingecko'])
     dl.add_argument('--coins', required=True, type=coins, help='comma-separated tickers, e.g. BTC,ETH')
     dl.add_argument('--start', default='2017-01-01', type=start_date, help='first date (YYYY-MM-DD)')
-    dl.add_argument('--data-dir', help='where to write (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
+    dl.add_argument('--data-dir', type=output_dir, help='where to write (default: $CRYPTOFORECAST_DATA_DIR, else data/raw)')
     return p
 
 def data_cli(argv: list[str]) -> int:
     "`cryptoforecast data ...`"
     a = data_parser().parse_args(argv)
     if a.action == 'list': return data_list(a.data_dir)
-    if a.action == 'check': return data_check(a.data_dir, [c for group in a.coins for c in group])
+    if a.action == 'check': return data_check(a.data_dir, [c for group in a.coins for c in group], a.source)
     from cryptoforecast.sources import download
     for f in download(a.source, a.coins, download_dir(a.data_dir), start=a.start): print(f)
     return 0

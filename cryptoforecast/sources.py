@@ -195,10 +195,23 @@ def coingecko_chart(coin: str, vs: str = 'usd', start=None, client: HttpClient|N
         ['snapped_at', 'price', 'market_cap', 'total_volume']]
 
 # %% ../nbs/02_sources.ipynb #e2ead2f1
+def _folder_to_write(folder: Path) -> Path:
+    "`folder`, checked before any request: where it or a folder above it exists, that is a folder and no file."
+    for p in [folder, *folder.absolute().parents]:
+        if p.exists():
+            if not p.is_dir(): raise UserError(f"{folder}: {p} is a file, not a folder; download into another --data-dir")
+            return folder
+    return folder
+
+def _save(write, frame: pd.DataFrame, path: Path) -> Path:
+    "`write(frame, path)`, a full disk or a folder we may not write into being one line."
+    try: return write(frame, path)
+    except OSError as e: raise UserError(f"cannot write {path} ({e.strerror or e})") from None
+
 def download(source: str, coins: list[str], data_dir, start='2017-01-01', client: HttpClient|None = None, progress=True) -> list[Path]:
     "Fetch `coins` from `source` ('binance' or 'coingecko') into `data_dir/<source>/`; returns the files written."
     if source not in ('binance', 'coingecko'): raise UserError(f"unknown source {source!r}: use binance or coingecko")
-    out_dir = Path(data_dir)/source
+    out_dir = _folder_to_write(Path(data_dir)/source)
     written = []
     it = coins
     if progress:
@@ -207,7 +220,7 @@ def download(source: str, coins: list[str], data_dir, start='2017-01-01', client
     for coin in it:
         coin = coin.strip().upper()
         if source == 'binance':
-            written.append(write_binance_csv(binance_klines(coin, start=start, client=client), out_dir/f"{coin}USDT_1d.csv"))
+            written.append(_save(write_binance_csv, binance_klines(coin, start=start, client=client), out_dir/f"{coin}USDT_1d.csv"))
         else:
-            written.append(write_csv(coingecko_chart(coin, start=start, client=client), out_dir/f"{coin.lower()}-usd-max.csv"))
+            written.append(_save(write_csv, coingecko_chart(coin, start=start, client=client), out_dir/f"{coin.lower()}-usd-max.csv"))
     return written
