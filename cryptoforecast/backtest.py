@@ -78,10 +78,10 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('
     to_fit = list(dict.fromkeys(singles + [m for e in ensembles for m in members[e]]))
     out = []
     bar = tqdm(total=len(folds) * len(to_fit), unit='model', leave=False, disable=None if progress else True)
-    for f in folds:
+    for i, f in enumerate(folds, 1):
         fitted = {}
         for name in to_fit:
-            bar.set_description(f"{f.coin} {name} fold {f.k}")
+            bar.set_description(f"{f.coin} {name} fold {i}/{len(folds)}")
             fitted[name] = make_model(name, seed, **kw.get(name, member_kw.get(name, {}))).fit(f)
             bar.update()
         for e in ensembles:  # nothing is trained twice: a member asked for on its own is the same fitted model

@@ -57,7 +57,7 @@ def fit_models(folds, names, seed, params=None, epochs=None, progress=True, pref
     jobs = [(i, f, n) for i, f in enumerate(folds) for n in names]
     bar = tqdm(jobs, desc='models', unit='model', disable=None if progress else True, leave=False)
     for i, f, name in bar:
-        bar.set_description(f"{f.coin} {name}" + (f" fold {f.k}" if len(folds) > 1 else ''))
+        bar.set_description(f"{f.coin} {name}" + (f" fold {i + 1}/{len(folds)}" if len(folds) > 1 else ''))
         m = prefit[i][name] if name in prefit[i] else make_model(name, seed, **model_kwargs(name, params, epochs)).fit(f)
         val.append(m.predict(f, 'val').assign(fold=f.k)); test.append(m.predict(f, 'test').assign(fold=f.k))
         fitted[i][name] = m
