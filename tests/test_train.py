@@ -84,3 +84,9 @@ def test_demo_leaves_a_registered_champion_that_forecast_serves(tmp_path):
     rep = json.loads(next((tmp_path/'artifacts'/'BTC').glob('*/report.json')).read_text())
     assert rep['config']['models'] == ['naive', 'drift', 'lightgbm', 'ensemble'] and rep['shap'] and rep['mlflow']['run_id']
     assert 'BTC' in out['forecast'].stdout
+
+def test_train_artifacts_dir_that_is_a_file_is_refused_while_parsing(tmp_path):
+    (tmp_path/'a-file').write_text('x')
+    r = run_cli('train', '--crypto', 'BTC', '--artifacts-dir', tmp_path/'a-file', '--data-dir', SAMPLE, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stdout + r.stderr
+    assert r.stderr.startswith('error: cryptoforecast train: argument --artifacts-dir:') and 'is a file' in r.stderr, r.stderr
