@@ -18,15 +18,19 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## demo: install everything, then the quick run on the data folder (--data-dir rule: $CRYPTOFORECAST_DATA_DIR, else
-## data/raw with price files, else the embedded sample): list and check the data, train BTC and ETH (plots, report,
-## MLflow run; registry untouched), and say where everything is
+## data/raw with price files, else the embedded sample): list and check the data, train BTC and ETH with the default
+## models (naive, drift, LightGBM and their ensemble: plots, report, SHAP, MLflow run, a registered champion per coin),
+## then forecast with the champions, so forecast, serve, monitor and the dashboard work next (the deep models are one
+## flag away: cryptoforecast train --crypto BTC --models naive,drift,lightgbm,lstm)
 DEMO_COINS ?= BTC,ETH
 demo: $(STAMP)
 	$(BIN)/cryptoforecast data list
 	$(BIN)/cryptoforecast data check $(DEMO_COINS)
-	$(BIN)/cryptoforecast train --crypto $(DEMO_COINS) --epochs 5 --no-ensemble --no-register
+	$(BIN)/cryptoforecast train --crypto $(DEMO_COINS)
+	$(BIN)/cryptoforecast forecast --crypto $(DEMO_COINS)
 	@echo ""
 	@echo "dashboard: $(BIN)/cryptoforecast dashboard   (then open http://127.0.0.1:8866)"
+	@echo "daily:     $(BIN)/cryptoforecast forecast --crypto $(DEMO_COINS)   (serve, monitor, registry history --coin BTC)"
 	@echo "commands:  $(BIN)/cryptoforecast --help       (or 'source $(BIN)/activate' once, then 'cryptoforecast ...')"
 
 ## sync-check: fail if nbdev-export or nbdev-clean would change the committed notebooks/package

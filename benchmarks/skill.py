@@ -35,13 +35,13 @@ finished coin), so it can be carried on across sessions and machines:
 (that run drew its sample when UNI's two disagreeing files were not yet refused: `--source` keeps UNI among the
 candidates, so the same 20 coins are drawn.)
 """
-import argparse, json, resource, sys, time
+import json, resource, sys, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cryptoforecast.args import source_arg
+from cryptoforecast.args import ArgParser, output_dir, output_file, positive_int, seed as seed_arg, source_arg
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
@@ -106,32 +106,32 @@ def cached_backtest(universe: dict, coins, models, kw, a) -> pd.DataFrame:
         if len(todo) == len(coins): raise UserError(f"no finished coin in {cache} yet")
         print(f"--cached-only: summarising those; not run yet: {', '.join(todo) or 'none'}", flush=True)
         coins, todo = [c for c in coins if c not in todo], []
-    for i in tqdm(range(0, len(todo), a.jobs), desc='coin groups', unit='group'):
+    for i in tqdm(range(0, len(todo), a.jobs), desc='coin groups', unit='group', disable=None):   # a terminal only
         group = todo[i:i + a.jobs]
         preds, _ = run_backtest(group, models, None, a.folds, a.test_size, seed=a.seed, jobs=a.jobs, model_kwargs=kw,
-                                universe=universe, progress=False)
+                                universe=universe)   # its bars: each coin's models and epochs (with --jobs 1)
         for c in group: preds[preds['coin'] == c].to_parquet(cache/f"{c}.parquet")
     return pd.concat([pd.read_parquet(cache/f"{c}.parquet") for c in coins], ignore_index=True)
 
 def main():
     "Run the benchmark (or, with `--preds`, summarise a saved frame) and print its tables; bad input is a `UserError`."
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgParser(prog='benchmarks/skill.py', description=__doc__.splitlines()[0])   # a bad argument: one line, exit 2
     p.add_argument('--models', default='naive,drift,garch,ets,autoarima,lightgbm,lightgbm_global')
     p.add_argument('--coins', default=None, help='comma-separated (default: all)')
-    p.add_argument('--sample', type=int, default=None, help='evaluate N coins drawn at random (seeded) from the eligible ones')
-    p.add_argument('--folds', type=int, default=5)
-    p.add_argument('--test-size', type=int, default=146)
-    p.add_argument('--jobs', type=int, default=2)
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--epochs', type=int, default=None)
+    p.add_argument('--sample', type=positive_int, default=None, help='evaluate N coins drawn at random (seeded) from the eligible ones')
+    p.add_argument('--folds', type=positive_int, default=5)
+    p.add_argument('--test-size', type=positive_int, default=146)
+    p.add_argument('--jobs', type=positive_int, default=2)
+    p.add_argument('--seed', type=seed_arg, default=42)
+    p.add_argument('--epochs', type=positive_int, default=None)
     p.add_argument('--coin-embedding', action='store_true', help='global deep models also read a learned code of each training coin')
-    p.add_argument('--cache-dir', default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
-    p.add_argument('--out', default='benchmarks/out/skill_predictions.parquet')
+    p.add_argument('--cache-dir', type=output_dir, default=None, help="keep each coin's predictions here; a rerun with the same settings resumes")
+    p.add_argument('--out', type=output_file, default='benchmarks/out/skill_predictions.parquet')
     p.add_argument('--cached-only', action='store_true', help='summarise the coins already in --cache-dir; run nothing')
     p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
     p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out or --raw) instead of running')
-    p.add_argument('--raw', default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
+    p.add_argument('--raw', type=output_file, default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
     a = p.parse_args()
     if a.preds:
         try: preds = pd.read_parquet(a.preds)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .args import ArgParser, existing_dir, names, positive_int, source_arg
+from .args import ArgParser, existing_dir, names, output_file, positive_int, source_arg
 from .atomic import write_parquet
 from .args import coins as coin_list, horizons as horizon_list, seed as seed_arg
 from .config import get_config
@@ -20,7 +20,7 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import walk_forward
 from .metrics import score_predictions
-from .forecaster import make_model, model_class, model_entry, model_names, stacked_by_default
+from .forecaster import DEFAULT_MODELS, make_model, model_class, model_entry, model_names, stacked_by_default
 from .calibration import calibrate_pooled
 from .volatility import pool_volatility
 
@@ -64,8 +64,10 @@ def ensemble_members(models, model_kwargs=None, ensemble: str|None = None) -> tu
     if len(others) >= 2: return tuple(others)
     return model_class(ensemble)().members
 
-def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('test',)) -> pd.DataFrame:
-    "Predictions (of `parts`) of every per-coin model on every fold of one coin; an ensemble stacks the members fitted on the same fold."
+def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('test',), progress: bool = False) -> pd.DataFrame:
+    """Predictions (of `parts`) of every per-coin model on every fold of one coin; an ensemble stacks the members fitted on the
+    same fold. `progress`: a bar over the fits (coin, model, fold) on a terminal's stderr (off in worker processes)."""
+    from tqdm.auto import tqdm
     kw = model_kwargs or {}
     ensembles = [m for m in models if model_entry(m).is_ensemble]
     members = {e: ensemble_members(models, kw, e) for e in ensembles}
@@ -75,13 +77,19 @@ def fit_predict_coin(folds: list, models, seed: int, model_kwargs=None, parts=('
     singles = [m for m in models if m not in ensembles]
     to_fit = list(dict.fromkeys(singles + [m for e in ensembles for m in members[e]]))
     out = []
-    for f in folds:
-        fitted = {name: make_model(name, seed, **kw.get(name, member_kw.get(name, {}))).fit(f) for name in to_fit}
+    bar = tqdm(total=len(folds) * len(to_fit), unit='model', leave=False, disable=None if progress else True)
+    for i, f in enumerate(folds, 1):
+        fitted = {}
+        for name in to_fit:
+            bar.set_description(f"{f.coin} {name} fold {i}/{len(folds)}")
+            fitted[name] = make_model(name, seed, **kw.get(name, member_kw.get(name, {}))).fit(f)
+            bar.update()
         for e in ensembles:  # nothing is trained twice: a member asked for on its own is the same fitted model
             ens_kw = {k: v for k, v in kw.get(e, {}).items() if k not in ('members', 'member_kwargs')}
             fitted[e] = model_class(e).from_fitted({m: fitted[m] for m in members[e]}, f, seed=seed, **ens_kw)
             fitted[e].name = e
         out += [fitted[name].predict(f, part).assign(fold=f.k, part=part) for name in models for part in parts]
+    bar.close()
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 def cutoff_key(fold) -> tuple:
@@ -116,7 +124,7 @@ def global_fits(folds_by_coin: dict, min_coins: int = MIN_FIT_COINS, max_stale: 
         if own: out[key] = (own, own)
     return dict(sorted(out.items()))
 
-def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=None, n_folds=5, test_size=146,
+def run_backtest(coins=None, models=DEFAULT_MODELS, horizons=None, n_folds=5, test_size=146,
                  data_dir=None, seed=42, progress=True, model_kwargs=None, jobs: int = 1, val_size: int = VAL_SIZE,
                  min_train: int = MIN_TRAIN, universe: dict|None = None, sources: dict|None = None,
                  calibration: str = 'pooled', train_coins=None, timings: dict|None = None) -> tuple[pd.DataFrame, dict]:
@@ -148,7 +156,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
             for fut in tqdm(as_completed(futs), total=len(futs), desc='coins', **bar): results[futs[fut]] = fut.result()
     elif per_coin:
         for c in tqdm([c for c in folds if c in coins], desc='coins', **bar):
-            results[c] = fit_predict_coin(folds[c], per_coin, seed, model_kwargs, parts)
+            results[c] = fit_predict_coin(folds[c], per_coin, seed, model_kwargs, parts, progress=progress)
     preds = [results[c] for c in sorted(results)]  # a fixed order, whatever finished first
     if per_coin: timings['per-coin models'] = time.perf_counter() - t0
     fits = global_fits(folds)  # a global model fits the folds of one cut-off at once; rare cut-offs borrow a larger fit
@@ -206,8 +214,8 @@ def backtest_parser() -> ArgParser:
     g.add_argument('--all', action='store_true', help='every coin in the data directory')
     p.add_argument('--train-coins', type=coin_list, default=None,
                    help='fit the global models on these coins only; the others of --coins are forecast zero-shot (default: --coins)')
-    p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=['naive', 'drift', 'lightgbm'],
-                   help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default: naive,drift,lightgbm)")
+    p.add_argument('--models', type=names(KNOWN_MODELS, 'model'), default=list(DEFAULT_MODELS),
+                   help=f"comma-separated, from {','.join(KNOWN_MODELS)} (default: {','.join(DEFAULT_MODELS)})")
     p.add_argument('--horizons', type=horizon_list, default=None, help='comma-separated days (default: the config, 1,7,30)')
     p.add_argument('--folds', type=positive_int, default=5)
     p.add_argument('--test-size', type=positive_int, default=146, help='test origins per fold (days)')
@@ -218,7 +226,7 @@ def backtest_parser() -> ArgParser:
                    help='use FILE for COIN (when two files of a coin disagree); repeatable')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--jobs', type=positive_int, default=1, help='processes for the per-coin models')
-    p.add_argument('--out', default=None, help='write the predictions frame here (parquet)')
+    p.add_argument('--out', type=output_file, default=None, help='write the predictions frame here (parquet)')
     p.add_argument('--per-coin', action='store_true', help='also print the metrics of every coin')
     p.add_argument('--calibration', choices=('pooled', 'coin'), default='pooled',
                    help="point models' intervals and shrinkage: fitted on every coin's validation residuals (pooled, default) or each coin's own")

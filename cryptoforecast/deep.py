@@ -23,7 +23,7 @@ from .atomic import atomic_path, write_bytes, write_text
 # %% auto #0
 __all__ = ['median_index', 'MonotoneQuantiles', 'GaussianQuantiles', 'PinballLoss', 'GaussianNLL', 'MedianAbsError',
            'OuterCoverage', 'WarmupCosine', 'seed_everything', 'has_gpu', 'precision_policy', 'make_dataset',
-           'KerasForecaster', 'shap_keras']
+           'EpochBar', 'KerasForecaster', 'shap_keras']
 
 # %% ../nbs/11_deep.ipynb #a0c17431
 def median_index(quantiles=QUANTILES) -> int:
@@ -178,6 +178,26 @@ class _EpochLog(keras.callbacks.Callback):
                'seconds': time.perf_counter() - self._t0}
         for k, v in row.items(): self.history.setdefault(k, []).append(v)
 
+# %% ../nbs/11_deep.ipynb #8fd64636
+class EpochBar(keras.callbacks.Callback):
+    """A progress bar over the epochs of one `fit`, the losses in its postfix: on stderr (or `file`), shown only when that
+    is a terminal (tqdm's `disable=None`), gone when training ends. Every deep model gets it from `_compile`."""
+    def __init__(self, desc: str = 'epochs', disable: bool|None = None, file=None):
+        super().__init__()
+        self.desc, self.disable, self.file, self.bar = desc, disable, file, None
+
+    def on_train_begin(self, logs=None):
+        from tqdm import tqdm   # the terminal bar: `file` and `disable=None` hold wherever it runs
+        self.bar = tqdm(total=self.params.get('epochs'), desc=self.desc, unit='epoch', leave=False, disable=self.disable,
+                        file=self.file)
+
+    def on_epoch_end(self, epoch, logs=None):
+        shown = {k: f"{float(v):.4g}" for k, v in (logs or {}).items() if k in ('loss', 'val_loss')}
+        self.bar.set_postfix(shown, refresh=False)
+        self.bar.update()
+
+    def on_train_end(self, logs=None): self.bar.close()
+
 # %% ../nbs/11_deep.ipynb #9af675b9
 class KerasForecaster(Forecaster):
     "Shared training, prediction and saving for Keras sequence models; subclasses provide `build_model(input_shape, n_horizons)`."
@@ -256,7 +276,8 @@ def _compile(self: KerasForecaster, model: keras.Model, steps_per_epoch: int, ha
     loss = PinballLoss(self.quantiles) if self.head == 'quantile' else GaussianNLL(self.quantiles)
     model.compile(optimizer=opt, loss=loss, metrics=[MedianAbsError(self.quantiles), OuterCoverage()])
     monitor = 'val_loss' if has_val else 'loss'
-    callbacks = [keras.callbacks.EarlyStopping(monitor, patience=self.patience, restore_best_weights=True)]
+    callbacks = [keras.callbacks.EarlyStopping(monitor, patience=self.patience, restore_best_weights=True),
+                 EpochBar(f"{self.name} epochs", disable=True if self.verbose else None)]   # Keras's `verbose` prints its own
     if self.schedule == 'plateau':
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor, factor=0.5, patience=max(1, self.patience // 2), min_lr=self.lr * 1e-3))
     return callbacks

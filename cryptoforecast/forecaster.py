@@ -19,8 +19,9 @@ from .atomic import write_bytes
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk', 'Drift', 'ARIMA', 'ModelEntry',
-           'register_model', 'model_names', 'model_entry', 'stacked_by_default', 'model_class', 'make_model']
+__all__ = ['BASELINES', 'MODELS', 'DEFAULT_MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk', 'Drift',
+           'ARIMA', 'ModelEntry', 'register_model', 'model_names', 'model_entry', 'stacked_by_default', 'model_class',
+           'make_model']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
 def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons, mean: np.ndarray, q: np.ndarray,
@@ -293,3 +294,7 @@ register_model('lstm_global', 'cryptoforecast.global_deep:GlobalLSTM', needs_win
 register_model('transformer_global', 'cryptoforecast.global_deep:GlobalTransformer', needs_windows=True, is_global=True)
 register_model('ensemble', 'cryptoforecast.ensemble:EnsembleForecaster', is_ensemble=True)
 register_model('ensemble_global', 'cryptoforecast.ensemble:GlobalEnsemble', is_global=True, is_ensemble=True);
+
+# what `train` and `backtest` fit unless told otherwise: the models the benchmarks give weight (the ensemble's default
+# members); the per-coin deep models earn none there and cost minutes per coin, so they are one flag away (`--models ...,lstm`)
+DEFAULT_MODELS = ('naive', 'drift', 'lightgbm')

@@ -24,16 +24,16 @@ from .volatility import pool_volatility
 from .forecaster import make_model, model_class, model_entry, model_names, stacked_by_default
 
 # %% auto #0
-__all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'model_kwargs',
-           'fit_models', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage',
-           'fit_stage', 'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'complete_run',
-           'train_coin', 'track_run', 'fit_global', 'attempt', 'train_global', 'train_parser', 'parse_train_args',
-           'summary_row', 'train_cli']
+__all__ = ['DEEP', 'ENSEMBLE', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'model_kwargs', 'fit_models',
+           'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage', 'fit_stage',
+           'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'complete_run', 'train_coin',
+           'track_run', 'fit_global', 'attempt', 'train_global', 'train_parser', 'parse_train_args', 'summary_row',
+           'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
+from .forecaster import DEFAULT_MODELS  # what earns weight in the benchmarks; the deep models: `--models ...,lstm`
 DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
 ENSEMBLE = model_names(is_ensemble=True)[0]   # the model the ensemble stage stacks the others with
-DEFAULT_MODELS = ('naive', 'drift', 'lightgbm', 'lstm', 'transformer')
 
 FOLDS, TEST_SIZE = 3, 120  # a walk-forward run's folds and the test days of each (also the one fold of a global run)
 
@@ -55,7 +55,9 @@ def fit_models(folds, names, seed, params=None, epochs=None, progress=True, pref
     fitted, val, test = [{} for _ in folds], [], []
     prefit = prefit or [{} for _ in folds]
     jobs = [(i, f, n) for i, f in enumerate(folds) for n in names]
-    for i, f, name in tqdm(jobs, desc='models', unit='model', disable=None if progress else True):
+    bar = tqdm(jobs, desc='models', unit='model', disable=None if progress else True, leave=False)
+    for i, f, name in bar:
+        bar.set_description(f"{f.coin} {name}" + (f" fold {i + 1}/{len(folds)}" if len(folds) > 1 else ''))
         m = prefit[i][name] if name in prefit[i] else make_model(name, seed, **model_kwargs(name, params, epochs)).fit(f)
         val.append(m.predict(f, 'val').assign(fold=f.k)); test.append(m.predict(f, 'test').assign(fold=f.k))
         fitted[i][name] = m
@@ -441,6 +443,7 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
 def train_parser() -> ArgParser:
     "The arguments of `cryptoforecast train`, each checked as it is parsed."
     from cryptoforecast.tuning import SEARCH_SPACES
+    from cryptoforecast.args import output_dir
     p = ArgParser(prog='cryptoforecast train', description='Train, evaluate, track and report per coin.')
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument('--crypto', type=coins, help='comma-separated tickers, e.g. BTC,ETH')
@@ -460,7 +463,7 @@ def train_parser() -> ArgParser:
     p.add_argument('--data-dir', type=existing_dir, help='the raw data folder (default: the config\'s)')
     p.add_argument('--source', action='append', type=source_arg, metavar='COIN=FILE',
                    help='use FILE for COIN (when two files of a coin disagree); repeatable')
-    p.add_argument('--artifacts-dir', default=None, help='default: artifacts/')
+    p.add_argument('--artifacts-dir', type=output_dir, default=None, help='default: artifacts/')
     p.add_argument('--seed', type=seed_arg, default=42)
     p.add_argument('--no-mlflow', action='store_true', help='do not log to MLflow')
     p.add_argument('--no-register', action='store_true', help='log the MLflow run, but register no version and move no alias')

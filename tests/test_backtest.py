@@ -1,4 +1,6 @@
 """The walk-forward harness end to end on real data: no leakage, determinism, the CLI."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -154,3 +156,44 @@ def test_rare_cutoff_borrows_a_fit_and_the_global_ensemble_trains_nothing_twice(
     pd.testing.assert_frame_equal(early(base)[key + cols], early(other)[key + cols], check_exact=True)
     late = lambda p: p[(p['origin'] > T) & (p['model'] == 'ensemble_global')].sort_values(key)['point'].to_numpy()
     assert not np.allclose(late(base), late(other))
+
+SAMPLE = Path(__file__).resolve().parents[1]/'cryptoforecast'/'sample'
+QUICK = ['backtest', '--coins', 'BTC', '--models', 'naive,drift', '--folds', '1', '--test-size', '30', '--data-dir', SAMPLE]
+
+def on_a_terminal(args, cwd, env: dict, timeout: float = 300) -> tuple[int, str, str]:
+    "Run the CLI with stderr on a pseudo-terminal and stdout piped; returns the exit code, what the terminal got, and stdout."
+    import os, pty, select, subprocess, sys, time
+    exe = Path(sys.executable).parent/'cryptoforecast'
+    import fcntl, struct, termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 120, 0, 0))   # a new pty is 0 columns wide: bars would be empty
+    p = subprocess.Popen([str(exe), *map(str, args)], stdout=subprocess.PIPE, stderr=slave, cwd=cwd, env={**os.environ, **env})
+    os.close(slave)
+    shown, deadline = b'', time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1)[0]: continue
+            try: chunk = os.read(master, 65536)
+            except OSError: break   # the child closed the terminal
+            if not chunk: break
+            shown += chunk
+    finally:
+        os.close(master)
+        if p.poll() is None and time.monotonic() >= deadline: p.kill()
+    out = p.communicate(timeout=60)[0].decode()
+    return p.returncode, shown.decode(errors='replace'), out
+
+def test_backtest_shows_progress_on_a_terminal_and_is_quiet_when_piped(tmp_path):
+    env = {'CRYPTOFORECAST_CACHE_DIR': str(tmp_path/'cache')}
+    code, shown, out = on_a_terminal(QUICK, tmp_path, env)
+    assert code == 0 and 'median over coins' in out, shown + out
+    assert 'coins' in shown and 'BTC naive fold 1/1' in shown and 'BTC drift fold 1/1' in shown, shown   # per coin, model and fold
+    r = run_cli(*QUICK, cwd=tmp_path, env=env)
+    assert r.returncode == 0 and 'median over coins' in r.stdout, r.stderr
+    assert '\r' not in r.stderr and 'fold 1/1' not in r.stderr, r.stderr   # piped: no bar
+
+def test_backtest_out_that_is_a_folder_is_refused_before_any_work(tmp_path):
+    r = run_cli(*QUICK, '--out', tmp_path, cwd=tmp_path, env={'CRYPTOFORECAST_CACHE_DIR': str(tmp_path/'cache')})
+    assert r.returncode == 2 and r.stdout == '', r.stdout + r.stderr
+    assert r.stderr.count('\n') == 1 and r.stderr.startswith('error: cryptoforecast backtest: argument --out:') and 'is a folder' in r.stderr
+    assert not (tmp_path/'cache').exists(), 'no data was read'

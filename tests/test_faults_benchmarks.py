@@ -13,6 +13,7 @@ BAD_INPUT = {
     'skill unknown coin':             (['skill.py', '--coins', 'ZZZ', '--models', 'naive'], 'no data for ZZZ'),
     'skill missing --preds':          (['skill.py', '--preds', MISSING], 'cannot read it as parquet'),
     'skill --cached-only alone':      (['skill.py', '--cached-only'], '--cached-only needs --cache-dir'),
+    'skill --out a folder':           (['skill.py', '--out', 'benchmarks', '--models', 'naive'], 'benchmarks: is a folder'),
     'calibration_cost no coins':      (['calibration_cost.py', '--coins', '0'], 'must be at least 1'),
     'zero_shot unknown model':        (['zero_shot.py', '--models', 'nosuch'], "unknown model 'nosuch'"),
     'sigma_ceiling missing --raw':    (['sigma_ceiling.py', '--raw', MISSING], 'cannot read it as parquet'),

@@ -57,3 +57,36 @@ def test_train_outputs_tracking_and_failure_isolation(tmp_path):
     frame = build_features(u['BTC'], market=market_context(u)).iloc[-120:]
     preds = model.predict(frame)
     assert {'coin', 'origin', 'horizon', 'model', 'mean', 'q0.1', 'q0.9'} <= set(preds.columns) and len(preds) > 0
+
+SAMPLE = Path(__file__).resolve().parents[1]/'cryptoforecast'/'sample'
+
+def demo_commands(coins: str) -> list[list[str]]:
+    "The `cryptoforecast` commands of the Makefile's `demo` target, in order, with `DEMO_COINS` set to `coins`."
+    lines = (Path(__file__).resolve().parents[1]/'Makefile').read_text().split('\ndemo:', 1)[1].split('\n\n', 1)[0].splitlines()
+    prefix = '\t$(BIN)/cryptoforecast '
+    return [l.removeprefix(prefix).replace('$(DEMO_COINS)', coins).split() for l in lines if l.startswith(prefix)]
+
+def test_demo_leaves_a_registered_champion_that_forecast_serves(tmp_path):
+    "`make demo` after the install, for one coin of the embedded sample: a champion is registered and `forecast` answers."
+    cmds = demo_commands('BTC')
+    assert [c[0] for c in cmds] == ['data', 'data', 'train', 'forecast'] and '--no-register' not in cmds[2]
+    env = {'MLFLOW_TRACKING_URI': '', 'CRYPTOFORECAST_CACHE_DIR': str(tmp_path/'cache')}
+    out = {}
+    for cmd in cmds:   # the embedded sample, as on a fresh clone without CRYPTOFORECAST_DATA_DIR
+        r = run_cli(*cmd, '--data-dir', SAMPLE, cwd=tmp_path, env=env, timeout=600)
+        assert r.returncode == 0, f"{cmd}: {r.stdout}{r.stderr}"
+        out[cmd[0]] = r
+    assert '\r' not in out['train'].stderr, 'no progress bar when stderr is not a terminal'
+    from mlflow import MlflowClient
+    uri = f"sqlite:///{tmp_path/'artifacts'/'mlflow.db'}"
+    mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias('cryptoforecast-BTC', 'champion')
+    assert str(mv.version) == '1'
+    rep = json.loads(next((tmp_path/'artifacts'/'BTC').glob('*/report.json')).read_text())
+    assert rep['config']['models'] == ['naive', 'drift', 'lightgbm', 'ensemble'] and rep['shap'] and rep['mlflow']['run_id']
+    assert 'BTC' in out['forecast'].stdout
+
+def test_train_artifacts_dir_that_is_a_file_is_refused_while_parsing(tmp_path):
+    (tmp_path/'a-file').write_text('x')
+    r = run_cli('train', '--crypto', 'BTC', '--artifacts-dir', tmp_path/'a-file', '--data-dir', SAMPLE, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1, r.stdout + r.stderr
+    assert r.stderr.startswith('error: cryptoforecast train: argument --artifacts-dir:') and 'is a file' in r.stderr, r.stderr
