@@ -23,7 +23,7 @@ __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COL
            'coins_with_runs', 'Run', 'one_line', 'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir',
            'price_history', 'history_note', 'current_regime', 'forecast_age', 'return_cdf', 'return_quantile',
            'prob_above', 'alert_table', 'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation',
-           'portfolio_value', 'portfolio_prices', 'identical_models', 'one_row_per_forecast', 'skill_table',
+           'portfolio_value', 'portfolio_prices', 'alike', 'identical_models', 'one_row_per_forecast', 'skill_table',
            'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure',
            'model_figure', 'bar_figure', 'latest_price', 'LiveTrack', 'too_few', 'live_summary', 'insufficient',
            'latest_monitor', 'trained_until', 'mark_out_of_sample', 'live_track', 'live_fans', 'live_figure',
@@ -332,16 +332,20 @@ def portfolio_prices(holdings: dict, forecasts: dict, today=None, old_days: int 
 # %% ../nbs/32_dashboard.ipynb #a3c399b1
 SKILL_COLS = ['model', 'rel_mae', 'mase', 'dir_acc', 'cov80', 'cov95', 'dm_p', 'n']
 
-def identical_models(run: Run, horizon: int) -> dict[str, str]:
-    "Each model of `run` at `horizon` -> the names, joined by ' = ', of every model whose test predictions and forecast there equal its own."
-    cols = ['origin', 'mean', *QUANTILE_COLS]
-    p, fc = run.predictions, run.forecast
-    both = pd.concat([p[p['horizon'] == horizon][['model', *cols]] if len(p) else None, fc[fc['horizon'] == horizon][['model', *cols]]])
+def alike(rows: pd.DataFrame, values: list[str]) -> dict[str, str]:
+    "Each model in `rows` -> the names, joined by ' = ', of every model whose rows (by origin) have the same `values` as its own."
     groups = {}
-    for m, g in both.drop_duplicates(['model', 'origin'], keep='last').sort_values('origin').groupby('model', sort=True):
-        values = np.nan_to_num(np.round(g[cols[1:]].to_numpy(float), 10), nan=1e300)
-        groups.setdefault((tuple(g['origin'].astype(str)), values.tobytes()), []).append(m)
+    for m, g in rows.drop_duplicates(['model', 'origin'], keep='last').sort_values('origin').groupby('model', sort=True):
+        key = np.nan_to_num(np.round(g[values].to_numpy(float), 10), nan=1e300).tobytes()
+        groups.setdefault((tuple(g['origin'].astype(str)), key), []).append(m)
     return {m: ' = '.join(ms) for ms in groups.values() for m in ms}
+
+def identical_models(run: Run, horizon: int) -> dict[str, str]:
+    "Each model of `run` at `horizon` -> the names of every model whose test predictions there equal its own (see `alike`)."
+    p, fc = run.predictions, run.forecast
+    p = p[p['horizon'] == horizon] if len(p) else p
+    fc = fc[(fc['horizon'] == horizon) & ~fc['model'].isin(p['model'] if len(p) else [])]   # a model without test predictions
+    return alike(pd.concat([p, fc]), ['mean', *QUANTILE_COLS])
 
 def one_row_per_forecast(table: pd.DataFrame, labels: dict) -> pd.DataFrame:
     "`table` with the rows of models that forecast alike (`labels`: model -> label) merged into the first, its model naming them all."
@@ -363,7 +367,9 @@ def model_forecasts(run: Run, merge_identical: bool = False) -> pd.DataFrame:
     for c in ['mean', *QUANTILE_COLS]: out[f"price_{c}"] = fc['close_origin'] * np.exp(fc[c])
     out = out.sort_values(['horizon', 'model']).reset_index(drop=True)
     if not merge_identical: return out
-    return pd.concat([one_row_per_forecast(g, identical_models(run, h)) for h, g in out.groupby('horizon')], ignore_index=True)
+    values = [c for c in out if c.startswith('price_')]
+    return pd.concat([one_row_per_forecast(g, alike(g.assign(origin=run.origin), values)) for _, g in out.groupby('horizon')],
+                     ignore_index=True)
 
 def ensemble_weights(run: Run) -> pd.DataFrame|None:
     "Mean member weights of the ensemble per horizon (rows) and member (columns), or None when the run has no ensemble."

@@ -220,7 +220,7 @@ def test_live_fans_identical_models_and_price_date_without_a_browser(synthetic_a
     assert all(pd.Timestamp(m.x[-1]) - pd.Timestamp(m.x[0]) == pd.Timedelta(days=7) for m in medians)
     assert track.table['stored'].tolist() == [1, 1]   # the forecast from a model that saw its outcome is no track record
     skill = D.skill_table(run, 7, merge_identical=True)
-    assert 'drift = lightgbm' in set(skill['model']) and not {'drift', 'lightgbm'} & set(skill['model']), skill
+    assert 'drift = ensemble = lightgbm' in set(skill['model']) and not {'drift', 'lightgbm'} & set(skill['model']), skill
     when, old = D.portfolio_prices({'SYN': 2}, {'SYN': run.forecast})
     assert when.startswith(f"at the close of {run.origin:%Y-%m-%d} (") and old.startswith('The prices are'), (when, old)
 
@@ -248,7 +248,7 @@ def test_dashboard_screenshots_live_fans_identical_models_price_date(synthetic_a
             assert 'not out of sample' in page.inner_text('.cf-live-track')
             page.locator('.cf-live-track-chart').screenshot(path=str(SHOTS/'live_two_fans.png'))
             skill = page.inner_text('.cf-skill-table')
-            assert skill.count('drift = lightgbm') == 1 and '\ndrift\t' not in skill, skill
+            assert skill.count('drift = ensemble = lightgbm') == 1 and '\ndrift\t' not in skill, skill
             page.locator('.cf-skill').screenshot(path=str(SHOTS/'skill_identical_models.png'))
             page.fill('.cf-holdings input', 'SYN 2'); page.press('.cf-holdings input', 'Enter')
             wait_text(page, '.cf-portfolio', 'value at the close of')
