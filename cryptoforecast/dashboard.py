@@ -503,7 +503,7 @@ def too_few(n, min_n) -> str:
     return f"not enough realised forecasts ({int(n)} of {int(min_n)})"
 
 def live_summary(realised: pd.DataFrame, min_n: int|None = None) -> pd.DataFrame:
-    "Per alias and horizon of realised forecasts: latest version and model, counts, 80% coverage, MAE relative to the random walk, and whether they are enough."
+    "Per alias and horizon: latest version and model, counts, 80% coverage, MAE relative to the random walk, whether enough are realised."
     from cryptoforecast.live import THRESHOLDS
     min_n = THRESHOLDS['min_n'] if min_n is None else min_n
     rows = []
