@@ -121,6 +121,13 @@ def empty_folder(tmp: Path) -> list[str]:
     (tmp/'empty').mkdir()
     return ['data', 'list', '--data-dir', str(tmp/'empty')]
 
+def path_is_a_file(*argv):
+    "`argv`, then a file written in the probe's folder where the last flag wants a folder."
+    def make(tmp: Path) -> list[str]:
+        (tmp/'a-file').write_text('not a folder')
+        return [*argv, str(tmp/'a-file')]
+    return make
+
 PROBES = {
     'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
     'train --epochs -3': arguments('train', '--crypto', 'BTC', '--epochs', '-3'),
@@ -158,6 +165,8 @@ PROBES = {
     'data list --data-dir FILE': data_dir_a_file('data', 'list'),
     'features --data-dir FILE': data_dir_a_file('features', 'BTC'),
     'data download --data-dir FILE': data_dir_a_file('data', 'download', '--source', 'binance', '--coins', 'ETH'),
+    'site --out FILE': path_is_a_file('site', '--no-execute', '--out'),
+    'dashboard --artifacts-dir FILE': path_is_a_file('dashboard', '--artifacts-dir'),
 }
 
 def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:

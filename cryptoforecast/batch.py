@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_batch.ipynb #2e7ccb81
 from __future__ import annotations
-import contextlib, difflib, hashlib, html, importlib.util, json, os, re, time
+import contextlib, difflib, hashlib, html, importlib.util, json, math, os, re, time
 from argparse import ArgumentTypeError
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +23,10 @@ from .data import conflict_message, file_sha256, scan, symbol_from_name
 __all__ = ['TEMPLATE', 'PATH_PARAMS', 'BATCH_PARAMS', 'VALUE_CHECKS', 'HORIZONS', 'PLOTLY_JS', 'WIDGET_VIEW', 'SUMMARY_COLUMNS',
            'ENGINES', 'find_template', 'CoinSource', 'coin_sources', 'report_fingerprint', 'parse_value',
            'template_parameters', 'check_parameter', 'check_parameters', 'RunFiles', 'read_json', 'up_to_date',
-           'fmt_metric', 'headline', 'front_matter', 'stamp_front_matter', 'plotly_script', 'share_plotlyjs',
-           'write_plotlyjs', 'drop_widgets', 'html_exporter', 'export_html', 'ReportTask', 'error_line', 'environ',
-           'summary_row', 'execute_task', 'run_local', 'run_dask', 'run_batch', 'format_table', 'batch_cli']
+           'fmt_metric', 'fmt_number', 'headline', 'front_matter', 'stamp_front_matter', 'plotly_script',
+           'share_plotlyjs', 'write_plotlyjs', 'drop_widgets', 'html_exporter', 'offline_html', 'export_html',
+           'ReportTask', 'error_line', 'environ', 'summary_row', 'execute_task', 'run_local', 'run_dask', 'run_batch',
+           'format_table', 'batch_cli']
 
 # %% ../nbs/30_batch.ipynb #82e75ba0
 TEMPLATE = 'reports/train_coin.ipynb'
@@ -150,6 +151,13 @@ def fmt_metric(v) -> str:
     "A relative MAE for a table: three decimals, `-` when unknown."
     return '-' if v is None or (isinstance(v, float) and v != v) else f"{float(v):.3f}"
 
+def fmt_number(v) -> str:
+    "Every number of a report, one way: four significant digits, thousands separated, never an exponent; `-` when unknown."
+    if v is None or (isinstance(v, float) and not math.isfinite(v)): return '-'
+    if v == 0: return '0'
+    digits = min(max(0, 3 - math.floor(math.log10(abs(v)))), 8)
+    return f"{float(v):,.{digits}f}"
+
 def headline(summary: dict) -> str:
     "One line: status and relative MAE per horizon."
     maes = ' '.join(f"{h}d {fmt_metric(summary.get(f'rel_mae_{h}'))}" for h in HORIZONS)
@@ -166,7 +174,7 @@ def front_matter(nb) -> dict:
     return fm if isinstance(fm, dict) else {}
 
 def stamp_front_matter(nb_path, summary: dict):
-    "Set the title, description (the headline) and date of an executed report in its front-matter raw cell."
+    "Set the title (the coin's), description (the headline) and date of an executed report in its front matter and first heading."
     import nbformat
     nb = nbformat.read(nb_path, as_version=4)
     fm = {**front_matter(nb), 'title': f"{summary.get('coin', Path(nb_path).stem)} forecast report",
@@ -175,6 +183,8 @@ def stamp_front_matter(nb_path, summary: dict):
     top = nb.cells[0] if nb.cells else None
     if top is not None and top.cell_type == 'raw' and top.source.lstrip().startswith('---'): top.source = text
     else: nb.cells.insert(0, nbformat.v4.new_raw_cell(text))
+    heading = next((c for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith('# ')), None)
+    if heading is not None: heading.source = f"# {fm['title']}" + heading.source[len(heading.source.split('\n')[0]):]   # the page's own title
     nb.metadata['title'] = fm['title']  # nbconvert's HTML <title>
     write_text(nb_path, nbformat.writes(nb))
 
@@ -228,6 +238,12 @@ def html_exporter(hide_code: bool = False):
     return HTMLExporter(config=c, template_name='lab', exclude_raw=True, exclude_input=hide_code,
                         exclude_input_prompt=hide_code, exclude_output_prompt=hide_code)
 
+_REMOTE_SCRIPT = re.compile(r'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', re.I)
+
+def offline_html(page: str) -> str:
+    "`page` without the scripts it would fetch from the internet (nbconvert's require.js and MathJax from a CDN): it renders offline."
+    return _REMOTE_SCRIPT.sub('', page)
+
 def export_html(nb, html_path=None, plotly_src: str|None = None, hide_code: bool = False) -> Path:
     "Convert a notebook (a path or a notebook node) to HTML without executing it; returns the HTML path."
     import copy, nbformat
@@ -238,7 +254,7 @@ def export_html(nb, html_path=None, plotly_src: str|None = None, hide_code: bool
     if plotly_src: share_plotlyjs(nb, plotly_src)
     if hide_code: drop_widgets(nb)
     body, _ = html_exporter(hide_code).from_notebook_node(nb)
-    return write_text(html_path, body)
+    return write_text(html_path, offline_html(body))
 
 # %% ../nbs/30_batch.ipynb #82a8fe64
 @dataclass(frozen=True)
@@ -305,9 +321,14 @@ def execute_task(task: ReportTask) -> dict:
     return summary_row(summary, summary['status'], seconds)
 
 # %% ../nbs/30_batch.ipynb #6b13530f
-def _progress(it, total, progress):
+def _progress(rows, total: int, progress: bool = True):
+    "The batch's `rows` as they come, with a bar on stderr naming the last coin done and how it went (quiet when stderr is no terminal)."
     from tqdm.auto import tqdm
-    return tqdm(it, total=total, desc='reports', unit='coin', disable=None if progress else True)
+    with tqdm(total=total, desc='reports', unit='coin', disable=None if progress else True) as bar:
+        for row in rows:
+            bar.set_postfix_str(f"{row['coin']} {row['status']}", refresh=False)
+            bar.update()
+            yield row
 
 def _row(future, task: ReportTask) -> dict:
     "The row a finished future holds; a failed row when its worker died or the task was lost."
@@ -323,7 +344,7 @@ def run_local(tasks: list[ReportTask], jobs: int = 1, progress=True, **_):
     from concurrent.futures import ProcessPoolExecutor, as_completed
     with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context('spawn')) as pool:
         futures = {pool.submit(execute_task, t): t for t in tasks}
-        for f in _progress(as_completed(futures), len(futures), progress): yield _row(f, futures[f])
+        yield from _progress((_row(f, futures[f]) for f in as_completed(futures)), len(futures), progress)
 
 def run_dask(tasks: list[ReportTask], jobs: int = 1, progress=True, scheduler=None, **_):
     "Fan `tasks` out on Dask distributed: the cluster at `scheduler`, else a local one of `jobs` worker processes."
@@ -337,7 +358,7 @@ def run_dask(tasks: list[ReportTask], jobs: int = 1, progress=True, scheduler=No
                                                          host='127.0.0.1', dashboard_address=None))
         client = stack.enter_context(Client(scheduler))
         futures = {client.submit(execute_task, t, key=f"report-{t.coin}-{t.fingerprint[:12]}", pure=False): t for t in tasks}
-        for f in _progress(as_completed(futures), len(futures), progress): yield _row(f, futures[f])
+        yield from _progress((_row(f, futures[f]) for f in as_completed(futures)), len(futures), progress)
 
 ENGINES = {'local': run_local, 'dask': run_dask}
 

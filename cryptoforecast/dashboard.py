@@ -12,22 +12,23 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .args import ArgParser, non_negative_int, port, positive_int, existing_dir
+from .args import ArgParser, non_negative_int, port, positive_int, existing_dir, output_dir
 from .errors import UserError
 from .config import TICKER_PATTERN, get_config
 from .metrics import QUANTILES, quantile_col
 
 # %% auto #0
 __all__ = ['ARTIFACTS_ENV', 'FORECAST_COLS', 'DASHBOARD_DATA_ENV', 'QUANTILE_COLS', 'Z_LEVELS', 'PORTFOLIO_LEVELS', 'SKILL_COLS',
-           'LIVE_COLS', 'OUTCOME_COLS', 'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs',
+           'LIVE_COLS', 'FAN_BANDS', 'OUTCOME_COLS', 'VOILA_TEMPLATE', 'STOP_SIGNALS', 'find_artifacts_dir', 'run_dirs',
            'coins_with_runs', 'Run', 'one_line', 'load_run', 'latest_run', 'skipped_note', 'dashboard_data_dir',
            'price_history', 'history_note', 'current_regime', 'forecast_age', 'return_cdf', 'return_quantile',
            'prob_above', 'alert_table', 'parse_holdings', 'parse_thresholds', 'error_html', 'returns_correlation',
-           'portfolio_value', 'skill_table', 'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table',
-           'calibration_figure', 'price_figure', 'model_figure', 'bar_figure', 'latest_price', 'LiveTrack',
-           'live_summary', 'latest_monitor', 'live_track', 'live_figure', 'recent_outcomes', 'eviction_order',
-           'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path', 'die_with_parent', 'run_voila',
-           'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
+           'portfolio_value', 'portfolio_prices', 'alike', 'identical_models', 'one_row_per_forecast', 'skill_table',
+           'model_forecasts', 'ensemble_weights', 'shap_top', 'calibration_table', 'calibration_figure', 'price_figure',
+           'model_figure', 'bar_figure', 'latest_price', 'LiveTrack', 'too_few', 'live_summary', 'insufficient',
+           'latest_monitor', 'trained_until', 'mark_out_of_sample', 'live_track', 'live_fans', 'live_figure',
+           'recent_outcomes', 'eviction_order', 'capped_kernel_manager', 'dashboard_notebook', 'voila_jupyter_path',
+           'die_with_parent', 'run_voila', 'voila_command', 'check_port', 'Stop', 'stop_tree', 'serve', 'dashboard_cli']
 
 # %% ../nbs/32_dashboard.ipynb #930570c5
 ARTIFACTS_ENV = 'CRYPTOFORECAST_ARTIFACTS_DIR'
@@ -312,23 +313,63 @@ def portfolio_value(holdings: dict, forecasts: dict, n: int = 20_000, seed: int 
                          var99=var[0.99], es99=float(loss[loss >= var[0.99]].mean())))
     return pd.DataFrame(rows).set_index('horizon')
 
+# %% ../nbs/32_dashboard.ipynb #f58a69ae
+def portfolio_prices(holdings: dict, forecasts: dict, today=None, old_days: int = 2) -> tuple[str, str|None]:
+    "`(when, warning)`: the day of the closes `portfolio_value` values `holdings` at, and a warning when one is older than `old_days`."
+    today = _utc_day(pd.Timestamp.now(tz='UTC') if today is None else today)
+    days = {c: _utc_day(forecasts[c]['origin'].max()) for c in holdings if c in forecasts}
+    if not days: return 'at no known close', None
+    by_day = {}
+    for c, d in days.items(): by_day.setdefault(d, []).append(c)
+    if len(by_day) == 1: when = f"at the close of {next(iter(by_day)):%Y-%m-%d} ({_ago((today - next(iter(by_day))).days)})"
+    else: when = 'at the closes of ' + ', '.join(f"{' '.join(cs)} {d:%Y-%m-%d} ({_ago((today - d).days)})" for d, cs in sorted(by_day.items()))
+    oldest = min(days.values())
+    age = (today - oldest).days
+    warning = (f"The prices are {_days(age)} old (the close of {oldest:%Y-%m-%d}): the value today is not this; train again "
+               f"for a forecast from the latest close.") if age > old_days else None
+    return when, warning
+
 # %% ../nbs/32_dashboard.ipynb #a3c399b1
 SKILL_COLS = ['model', 'rel_mae', 'mase', 'dir_acc', 'cov80', 'cov95', 'dm_p', 'n']
 
-def skill_table(run: Run, horizon: int) -> pd.DataFrame:
+def alike(rows: pd.DataFrame, values: list[str]) -> dict[str, str]:
+    "Each model in `rows` -> the names, joined by ' = ', of every model whose rows (by origin) have the same `values` as its own."
+    groups = {}
+    for m, g in rows.drop_duplicates(['model', 'origin'], keep='last').sort_values('origin').groupby('model', sort=True):
+        key = np.nan_to_num(np.round(g[values].to_numpy(float), 10), nan=1e300).tobytes()
+        groups.setdefault((tuple(g['origin'].astype(str)), key), []).append(m)
+    return {m: ' = '.join(ms) for ms in groups.values() for m in ms}
+
+def identical_models(run: Run, horizon: int) -> dict[str, str]:
+    "Each model of `run` at `horizon` -> the names of every model whose test predictions there equal its own (see `alike`)."
+    p, fc = run.predictions, run.forecast
+    p = p[p['horizon'] == horizon] if len(p) else p
+    fc = fc[(fc['horizon'] == horizon) & ~fc['model'].isin(p['model'] if len(p) else [])]   # a model without test predictions
+    return alike(pd.concat([p, fc]), ['mean', *QUANTILE_COLS])
+
+def one_row_per_forecast(table: pd.DataFrame, labels: dict) -> pd.DataFrame:
+    "`table` with the rows of models that forecast alike (`labels`: model -> label) merged into the first, its model naming them all."
+    return table.assign(model=table['model'].map(lambda m: labels.get(m, m))).drop_duplicates('model', ignore_index=True)
+
+def skill_table(run: Run, horizon: int, merge_identical: bool = False) -> pd.DataFrame:
     "Test-period skill of every model at `horizon`, best relative MAE first (`rel_mae` < 1 beats the random walk)."
     m = pd.DataFrame(run.report['metrics'])
     m = m[m['horizon'] == horizon]
-    return m[[c for c in SKILL_COLS if c in m]].sort_values('rel_mae').reset_index(drop=True)
+    t = m[[c for c in SKILL_COLS if c in m]].sort_values('rel_mae').reset_index(drop=True)
+    return one_row_per_forecast(t, identical_models(run, horizon)) if merge_identical else t
 
-def model_forecasts(run: Run) -> pd.DataFrame:
+def model_forecasts(run: Run, merge_identical: bool = False) -> pd.DataFrame:
     "Each model's forecast (price quantiles) from the run's last origin: the test predictions at that origin, plus the headline forecast."
     p = run.predictions
     at = p[p['origin'] == run.origin] if len(p) else p
     fc = pd.concat([at[~at['model'].isin(run.forecast['model'])], run.forecast], ignore_index=True)
     out = fc[['model', 'horizon', 'close_origin']].copy()
     for c in ['mean', *QUANTILE_COLS]: out[f"price_{c}"] = fc['close_origin'] * np.exp(fc[c])
-    return out.sort_values(['horizon', 'model']).reset_index(drop=True)
+    out = out.sort_values(['horizon', 'model']).reset_index(drop=True)
+    if not merge_identical: return out
+    values = [c for c in out if c.startswith('price_')]
+    return pd.concat([one_row_per_forecast(g, alike(g.assign(origin=run.origin), values)) for _, g in out.groupby('horizon')],
+                     ignore_index=True)
 
 def ensemble_weights(run: Run) -> pd.DataFrame|None:
     "Mean member weights of the ensemble per horizon (rows) and member (columns), or None when the run has no ensemble."
@@ -445,19 +486,26 @@ def latest_price(coin: str, timeout: float = 2, client=None) -> tuple[float|None
 class LiveTrack:
     "A coin's stored live forecasts with their outcomes, a summary per alias and horizon, and notes on what is missing."
     coin: str
-    forecasts: pd.DataFrame   # the stored forecasts with target_date, actual (NaN until known), price_* columns
-    table: pd.DataFrame       # alias, horizon, version, model, stored, realised, cov80, rel_mae, last_origin
+    forecasts: pd.DataFrame   # the stored forecasts with target_date, actual (NaN until known), price_* columns, out_of_sample
+    table: pd.DataFrame       # alias, horizon, version, model, stored, realised, cov80, rel_mae, last_origin, status
     close: pd.Series|None = None
     age: str|None = None      # how old the latest stored forecast is
     stale: str|None = None    # a warning when no forecast was stored lately
     monitor: str|None = None  # the newest monitor report's status for the coin
     monitor_alerts: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    monitor_insufficient: list = field(default_factory=list)   # the groups the monitor had too few realised forecasts to judge
 
-LIVE_COLS = ['alias', 'horizon', 'version', 'model', 'stored', 'realised', 'cov80', 'rel_mae', 'last_origin']
+LIVE_COLS = ['alias', 'horizon', 'version', 'model', 'stored', 'realised', 'cov80', 'rel_mae', 'last_origin', 'status']
 
-def live_summary(realised: pd.DataFrame) -> pd.DataFrame:
-    "Per alias and horizon of realised forecasts: latest version and model, counts, 80% coverage and MAE relative to the random walk."
+def too_few(n, min_n) -> str:
+    "What a score on `n` realised forecasts is worth when `min_n` are needed: the words the monitor and the pages use."
+    return f"not enough realised forecasts ({int(n)} of {int(min_n)})"
+
+def live_summary(realised: pd.DataFrame, min_n: int|None = None) -> pd.DataFrame:
+    "Per alias and horizon: latest version and model, counts, 80% coverage, MAE relative to the random walk, whether enough are realised."
+    from cryptoforecast.live import THRESHOLDS
+    min_n = THRESHOLDS['min_n'] if min_n is None else min_n
     rows = []
     for (alias, h), g in realised.groupby(['alias', 'horizon'], sort=False):
         done = g[g['actual'].notna()]
@@ -466,15 +514,28 @@ def live_summary(realised: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(alias=alias, horizon=int(h), version=int(g['model_version'].iloc[-1]), model=g['model'].iloc[-1],
                          stored=len(g), realised=len(done), cov80=float(inside.mean()) if len(done) else np.nan,
                          rel_mae=float(np.mean(np.abs(y - m)) / np.mean(np.abs(y))) if len(done) and np.any(y) else np.nan,
-                         last_origin=f"{g['origin'].max():%Y-%m-%d}"))
+                         last_origin=f"{g['origin'].max():%Y-%m-%d}",
+                         status='scored' if len(done) >= min_n else too_few(len(done), min_n)))
     order = {a: i for i, a in enumerate(('champion', 'challenger'))}
     out = pd.DataFrame(rows, columns=LIVE_COLS)
     return out.sort_values(['alias', 'horizon'], key=lambda s: s.map(order).fillna(9) if s.name == 'alias' else s,
                            ignore_index=True)
 
 # %% ../nbs/32_dashboard.ipynb #228ba93a
-def latest_monitor(coin: str, artifacts_dir) -> tuple[str|None, list[str], list[str]]:
-    "`(status, alerts, notes)` of `coin` in the newest readable `monitor/<day>.json`; status None when there is no report."
+def _min_n(row: dict, doc: dict) -> int:
+    "The fewest realised forecasts the monitor judges on: the row's own, else its report's threshold, else the default."
+    from cryptoforecast.live import THRESHOLDS
+    th = doc.get('thresholds') if isinstance(doc.get('thresholds'), dict) else {}
+    return int(row.get('min_n') or th.get('min_n') or THRESHOLDS['min_n'])
+
+def insufficient(row: dict, doc: dict) -> bool:
+    "Whether a monitor row scored too few realised forecasts to judge (its `status` says so, or `n` < `min_n`)."
+    if row.get('status') == 'insufficient': return True
+    n = row.get('n')
+    return isinstance(n, (int, float)) and not isinstance(n, bool) and n == n and n < _min_n(row, doc)
+
+def latest_monitor(coin: str, artifacts_dir) -> tuple[str|None, list[str], list[str], list[str]]:
+    "`(status, alerts, notes, insufficient)` of `coin` in the newest readable `monitor/<day>.json`; status None when there is none."
     files = sorted(Path(artifacts_dir).glob('monitor/*.json'), reverse=True)
     notes = []
     for f in files:
@@ -485,13 +546,37 @@ def latest_monitor(coin: str, artifacts_dir) -> tuple[str|None, list[str], list[
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             notes.append(f"The monitor report {f.name} cannot be read ({one_line(e)}).")
             continue
-        if not rows: return f"Monitor {day}: no realised forecasts of {coin} scored yet.", [], notes
-        alerts = [f"{r.get('alias')} v{r.get('version')} {r.get('horizon')}d: {r['alerts']}" for r in rows if r.get('alerts')]
-        scored = f"{len(rows)} alias × horizon group{'s' if len(rows) != 1 else ''}"
-        status = (f"Monitor {day}: {len(alerts)} alert{'s' if len(alerts) != 1 else ''} for {coin} ({'; '.join(alerts)})"
-                  if alerts else f"Monitor {day}: no alerts for {coin} ({scored} scored).")
-        return status, alerts, notes
-    return None, [], notes or ["No monitor report yet (`cryptoforecast monitor` writes artifacts/monitor/<day>.json)."]
+        if not rows: return f"Monitor {day}: no realised forecasts of {coin} scored yet.", [], notes, []
+        group = lambda r: f"{r.get('alias')} v{r.get('version')} {r.get('horizon')}d"
+        few = [f"{group(r)}: {too_few(r.get('n') or 0, _min_n(r, doc))}" for r in rows if insufficient(r, doc)]
+        judged = [r for r in rows if not insufficient(r, doc)]
+        alerts = [f"{group(r)}: {r['alerts']}" for r in judged if r.get('alerts')]
+        scored = f"{len(judged)} alias × horizon group{'s' if len(judged) != 1 else ''}"
+        if alerts: status = f"Monitor {day}: {len(alerts)} alert{'s' if len(alerts) != 1 else ''} for {coin} ({'; '.join(alerts)})"
+        elif judged: status = f"Monitor {day}: no alerts for {coin} ({scored} scored)."
+        else: status = f"Monitor {day}: no verdict on {coin} yet, too few outcomes"
+        if few: status = status.rstrip('.') + f"; {'; '.join(few)}."
+        return status, alerts, notes, few
+    return None, [], notes or ["No monitor report yet (`cryptoforecast monitor` writes artifacts/monitor/<day>.json)."], []
+
+def trained_until(coin: str, artifacts_dir) -> dict:
+    "MLflow run id -> the last day of the data that training run saw, from the run folders of `coin` in `artifacts_dir`."
+    out = {}
+    for rep in sorted((Path(artifacts_dir)/coin).glob('*/report.json')):
+        try: r = json.loads(rep.read_text())
+        except (OSError, ValueError): continue
+        run_id, last = (r.get('mlflow') or {}).get('run_id'), (r.get('data') or {}).get('last')
+        if run_id and last: out[run_id] = _utc_day(pd.Timestamp(last)).tz_localize('UTC')
+    return out
+
+def mark_out_of_sample(forecasts: pd.DataFrame, seen: dict) -> pd.DataFrame:
+    """`forecasts` with `out_of_sample`: False where the model was trained on data after the origin (`seen`: run id -> its
+    last day); the store's own `out_of_sample` where it has one; True where neither is known."""
+    last = forecasts['run_id'].map(seen) if 'run_id' in forecasts else pd.Series(pd.NaT, index=forecasts.index)
+    ours = ~(pd.to_datetime(last, utc=True) > forecasts['origin'])
+    if 'out_of_sample' not in forecasts: return forecasts.assign(out_of_sample=ours.astype(bool))
+    stored = forecasts['out_of_sample']
+    return forecasts.assign(out_of_sample=stored.where(stored.notna(), ours).astype(bool))
 
 def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, data_dir=None, now=None) -> LiveTrack:
     "The live track record of `coin` from the forecast store of `artifacts_dir`, realised on `ohlcv` (else the coin in `data_dir`)."
@@ -499,17 +584,17 @@ def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, d
     coin, art = coin.upper(), find_artifacts_dir(artifacts_dir)
     today = _utc_day(pd.Timestamp.now(tz='UTC') if now is None else now)
     empty = pd.DataFrame(columns=LIVE_COLS)
-    status, alerts, mnotes = latest_monitor(coin, art)
+    status, alerts, mnotes, few = latest_monitor(coin, art)
     store = live.store_path(art)
     if not store.exists():
-        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts, notes=[
+        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts, monitor_insufficient=few, notes=[
             f"No forecasts stored yet: {store} does not exist (`cryptoforecast forecast --crypto {coin}` stores them daily).", *mnotes])
     try: f = live.read_forecasts(store, coin)
     except Exception as e:
-        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts,
+        return LiveTrack(coin, pd.DataFrame(), empty, monitor=status, monitor_alerts=alerts, monitor_insufficient=few,
                          notes=[f"The forecast store {store} cannot be read ({one_line(e)}).", *mnotes])
     if f.empty:
-        return LiveTrack(coin, f, empty, monitor=status, monitor_alerts=alerts, notes=[
+        return LiveTrack(coin, f, empty, monitor=status, monitor_alerts=alerts, monitor_insufficient=few, notes=[
             f"No forecasts of {coin} stored yet in {store} (`cryptoforecast forecast --crypto {coin}` stores them daily).", *mnotes])
     notes = []
     f = f.sort_values(['alias', 'origin', 'horizon', 'model_version']).drop_duplicates(['alias', 'origin', 'horizon'], keep='last')
@@ -521,7 +606,12 @@ def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, d
     r = live.realise(f, {coin: ohlcv} if ohlcv is not None else {})
     for k in ('mean', *QUANTILE_COLS, 'actual'):
         r[f"price_{k}"] = r['close_origin'] * np.exp(r[k])
-    r = r.reset_index(drop=True)
+    r = mark_out_of_sample(r.reset_index(drop=True), trained_until(coin, art))
+    inside = r[~r['out_of_sample']]
+    if len(inside):
+        why = ', '.join(f"v{int(v)}" for v in sorted(inside['model_version'].unique()))
+        notes.append(f"{inside['origin'].nunique()} stored forecast origin(s) of {coin} are not out of sample ({why} trained on data "
+                     f"after them, e.g. `forecast --as-of` with a later model): marked in the chart, left out of the track record.")
     last = r.loc[r['origin'].idxmax()]
     made = pd.to_datetime(r['created_at'], utc=True, errors='coerce').max()
     made_text = f", stored {made:%Y-%m-%d %H:%M} UTC" if pd.notna(made) else ''
@@ -530,36 +620,64 @@ def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, d
     stale = (f"No forecast of {coin} stored for {_days(days - 1)} after {last['origin']:%Y-%m-%d}: is the daily "
              f"`cryptoforecast forecast` running?") if days > 2 else None
     close = ohlcv['close'] if ohlcv is not None else None
-    return LiveTrack(coin, r, live_summary(r), close, age, stale, status, alerts, notes + mnotes)
+    return LiveTrack(coin, r, live_summary(r[r['out_of_sample']]), close, age, stale, status, alerts, notes + mnotes, few)
 
 # %% ../nbs/32_dashboard.ipynb #850e02f0
-def live_figure(track: LiveTrack, horizon: int, height: int = 380):
-    "Realised price against the stored forecasts' median and 80% band at `horizon`, the champion and the challenger side by side."
-    import plotly.graph_objects as go
+FAN_BANDS = ('price_q0.1', 'price_q0.5', 'price_q0.9')
+
+def live_fans(forecasts: pd.DataFrame, horizon: int, last: int|None = None) -> list[pd.DataFrame]:
+    """One fan per origin of `forecasts` (one alias) that forecast `horizon`: the close at the origin, then the 80% band and
+    median at each stored horizon up to `horizon`; the `last` origins only, if given. Never a line from one origin to another."""
+    f = forecasts[forecasts['horizon'] <= horizon]
+    origins = sorted(f.loc[f['horizon'] == horizon, 'origin'].unique())
+    fans = []
+    for origin in origins[-last:] if last else origins:
+        g = f[f['origin'] == origin].sort_values('horizon')
+        close = float(g['close_origin'].iloc[0])
+        fan = pd.concat([pd.DataFrame({'date': [origin], **{b: [close] for b in FAN_BANDS}}),
+                         g[['target_date', *FAN_BANDS]].rename(columns={'target_date': 'date'})], ignore_index=True)
+        fan.attrs.update(origin=origin, version=int(g['model_version'].iloc[-1]),
+                         out_of_sample=bool(g['out_of_sample'].all()) if 'out_of_sample' in g else True)
+        fans.append(fan)
+    return fans
+
+def live_figure(track: LiveTrack, horizon: int, height: int = 380, last: int = 12):
+    """Each stored forecast of the `last` origins as its own fan (median and 80% band from its origin to `horizon` days on), against
+    the realised price; the champion and the challenger side by side; forecasts not out of sample in grey, dashed."""
     from plotly.subplots import make_subplots
     aliases = ('champion', 'challenger')
     f = track.forecasts
-    f = f[f['horizon'] == horizon] if len(f) else f
-    titles = []
+    titles, fans = [], {}
     for a in aliases:
         g = f[f['alias'] == a] if len(f) else f
-        titles.append(f"{a} v{int(g['model_version'].iloc[-1])}" if len(g) else f"{a}: none stored")
+        fans[a] = live_fans(g, horizon, last) if len(g) else []
+        n = len(live_fans(g, horizon)) if len(g) else 0
+        shown = f", last {len(fans[a])} of {n} origins" if n > len(fans[a]) else ''
+        titles.append(f"{a} v{fans[a][-1].attrs['version']}{shown}" if fans[a] else f"{a}: none stored")
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, subplot_titles=titles, horizontal_spacing=0.04)
+    legend = set()
+    def once(name: str) -> bool:
+        first = name not in legend
+        legend.add(name)
+        return first
     for col, a in enumerate(aliases, start=1):
-        g = f[f['alias'] == a].sort_values('target_date') if len(f) else f
-        if not len(g): continue
-        first = col == 1
-        fig.add_scatter(x=g['target_date'], y=g['price_q0.9'], mode='lines', line=dict(width=0), showlegend=False,
-                        hoverinfo='skip', row=1, col=col)
-        fig.add_scatter(x=g['target_date'], y=g['price_q0.1'], mode='lines', line=dict(width=0), fill='tonexty',
-                        fillcolor='rgba(31,119,180,0.25)', name='80% interval', showlegend=first, row=1, col=col)
-        fig.add_scatter(x=g['target_date'], y=g['price_q0.5'], mode='lines+markers', marker=dict(size=4),
-                        line=dict(color='rgb(31,119,180)'), name='forecast median', showlegend=first, row=1, col=col)
-        if track.close is not None:
-            c = track.close.loc[g['origin'].min():g['target_date'].max()]
+        for fan in fans[a]:
+            oos = fan.attrs['out_of_sample']
+            colour, name = ('31,119,180', 'forecast median') if oos else ('128,128,128', 'not out of sample (median)')
+            when = f"from {fan.attrs['origin']:%Y-%m-%d}"
+            fig.add_scatter(x=fan['date'], y=fan['price_q0.9'], mode='lines', line=dict(width=0), showlegend=False,
+                            hoverinfo='skip', row=1, col=col)
+            band = '80% interval' if oos else '80% interval, not out of sample'
+            fig.add_scatter(x=fan['date'], y=fan['price_q0.1'], mode='lines', line=dict(width=0), fill='tonexty', legendgroup=band,
+                            fillcolor=f"rgba({colour},{0.18 if oos else 0.15})", name=band, showlegend=once(band), row=1, col=col)
+            fig.add_scatter(x=fan['date'], y=fan['price_q0.5'], mode='lines+markers', marker=dict(size=4), legendgroup=name,
+                            line=dict(color=f"rgb({colour})", dash='solid' if oos else 'dash'), name=name, showlegend=once(name),
+                            hovertemplate=f"{a} v{fan.attrs['version']} {when}: %{{y:,.2f}}<extra></extra>", row=1, col=col)
+        if track.close is not None and fans[a]:
+            c = track.close.loc[fans[a][0]['date'].min():max(fan['date'].max() for fan in fans[a])]
             fig.add_scatter(x=c.index, y=c.to_numpy(), mode='lines', line=dict(color='black', width=2), name='realised price',
-                            showlegend=first, row=1, col=col)
-    fig.update_layout(title=f"{track.coin}: live {horizon}-day forecasts from the store against the realised price",
+                            legendgroup='realised price', showlegend=once('realised price'), row=1, col=col)
+    fig.update_layout(title=f"{track.coin}: each stored forecast's {horizon}-day fan from its origin, against the realised price",
                       height=height, margin=dict(l=40, r=20, t=70, b=30), yaxis_title='price')
     return fig
 
@@ -567,10 +685,11 @@ def live_figure(track: LiveTrack, horizon: int, height: int = 380):
 OUTCOME_COLS = ['alias', 'version', 'origin', 'target', 'forecast', 'low80', 'high80', 'realised', 'inside80']
 
 def recent_outcomes(track: LiveTrack, horizon: int, n: int = 5) -> pd.DataFrame:
-    "Per alias, the last `n` realised forecasts at `horizon`: median and 80% band of the price, the realised price, inside or not."
+    "Per alias, the last `n` realised out-of-sample forecasts at `horizon`: median and 80% band of the price, the realised price, inside or not."
     f = track.forecasts
     if f.empty: return pd.DataFrame(columns=OUTCOME_COLS)
     done = f[(f['horizon'] == horizon) & f['actual'].notna()].sort_values('origin')
+    if 'out_of_sample' in done: done = done[done['out_of_sample']]   # no track record from a model that saw the outcome
     rows = []
     for alias in ('champion', 'challenger'):
         for _, r in done[done['alias'] == alias].tail(n).iloc[::-1].iterrows():
@@ -752,7 +871,7 @@ def dashboard_cli(argv: list[str]) -> int:
     "`cryptoforecast dashboard [--port P] [--artifacts-dir D] [--data-dir D] [--preheat N] [--max-kernels N] [--idle-timeout S]`."
     p = ArgParser(prog='cryptoforecast dashboard', description='Serve the Voila forecast dashboard on 127.0.0.1 until Ctrl-C.')
     p.add_argument('--port', type=port, default=8866)
-    p.add_argument('--artifacts-dir', default=None, help='where the training runs are (default: artifacts/)')
+    p.add_argument('--artifacts-dir', type=output_dir, default=None, help='where the training runs are (default: artifacts/)')
     p.add_argument('--data-dir', type=existing_dir, default=None, help="raw price data, read when a run's own price file has moved")
     p.add_argument('--preheat', type=non_negative_int, nargs='?', const=1, default=1, metavar='N',
                    help='keep N spare kernels that have already run the page, for the next visitors (default 1; 0: off)')

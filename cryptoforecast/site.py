@@ -11,15 +11,16 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from .args import ArgParser, existing_dir, positive_int
+from .args import ArgParser, existing_dir, output_dir, positive_int
 from .batch import HORIZONS, PLOTLY_JS, RunFiles, environ, error_line, export_html, fmt_metric
 from .atomic import write_text
-from .batch import plotly_script, read_json, write_plotlyjs
+from .batch import fmt_number, offline_html, plotly_script, read_json, write_plotlyjs
 
 # %% auto #0
-__all__ = ['SKIP_TAG', 'MONITOR_COLUMNS', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags', 'skipped_cells',
-           'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page', 'monitor_reports',
-           'monitor_page', 'Site', 'build_site', 'site_parser', 'site_cli']
+__all__ = ['SKIP_TAG', 'MONITOR_COLUMNS', 'RUN_COLUMNS', 'report_rows', 'notebook_title', 'doc_notebooks', 'project_test_flags',
+           'skipped_cells', 'execute_notebook', 'DocPage', 'build_doc_page', 'build_docs', 'index_page',
+           'monitor_reports', 'too_few', 'monitor_page', 'training_runs', 'run_page', 'write_run_page', 'Site',
+           'build_site', 'site_parser', 'site_cli']
 
 # %% ../nbs/31_site.ipynb #8d99816b
 def report_rows(runs_dir) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def build_docs(nbs: list[Path], out_dir, execute: bool = True, jobs: int = 1, ce
 # %% ../nbs/31_site.ipynb #695ca4c7
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse}th,td{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#1a7f37}.failed{color:#c62828}.unknown{color:#777}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#1a7f37}.failed{color:#c62828}.unknown,.insufficient{color:#777}
 .note{color:#555;font-size:.9rem}"""
 
 def _text(v) -> str:
@@ -136,10 +137,24 @@ def _docs_list(docs: list[DocPage]) -> str:
 def _monitor_note(monitor: dict|None) -> str:
     if not monitor: return ''
     return (f'<h2>Monitoring</h2>\n<p><a href="monitor.html">Live forecasts on {_text(monitor["as_of"])}</a>: '
-            f'{int(monitor.get("alerts", 0))} alert(s).</p>\n')
+            f'{_verdicts(monitor)}.</p>\n')
 
-def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast', monitor: dict|None = None) -> str:
-    "The index page: the reports with their headline metrics, the latest monitoring (if any), then the documentation notebooks."
+def _runs_table(runs: pd.DataFrame|None) -> str:
+    if runs is None or runs.empty: return ''
+    head = ''.join(f"<th>{h}</th>" for h in ['coin', 'run', 'headline', *[f"rel. MAE {h}d" for h in HORIZONS], 'data until'])
+    body = []
+    for r in runs.itertuples():
+        c, name = html.escape(r.coin), html.escape(r.run)
+        maes = ''.join(f'<td class="num">{fmt_metric(getattr(r, f"rel_mae_{h}"))}</td>' for h in HORIZONS)
+        model = f'<td class="failed">{_text(r.error)}</td>' if r.error else f"<td>{_text(r.model)}</td>"
+        body.append(f'<tr><td>{c}</td><td><a href="runs/{c}/{name}.html">{name}</a></td>{model}{maes}<td>{_text(r.last)}</td></tr>')
+    return (f'<h2>Training runs</h2>\n<p class="note">Every finished run in the artifacts folder (<code>train</code>, '
+            f'<code>retrain</code> and the reports alike), newest first per coin.</p>\n'
+            f'<table id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>\n')
+
+def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast', monitor: dict|None = None,
+               runs: pd.DataFrame|None = None) -> str:
+    "The index page: the reports with their headline metrics, every training run, the latest monitoring (if any), then the docs."
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>
@@ -147,7 +162,7 @@ def index_page(rows: pd.DataFrame, docs: list[DocPage], title='cryptoforecast', 
 <p class="note">Relative MAE is the model's mean absolute error divided by the random walk's (tomorrow's close = today's
 close) on data the model never saw: below 1 beats the naive forecast.</p>
 {_report_table(rows)}
-{_monitor_note(monitor)}<h2>Documentation</h2>
+{_runs_table(runs)}{_monitor_note(monitor)}<h2>Documentation</h2>
 {_docs_list(docs)}
 </body></html>
 """
@@ -161,27 +176,87 @@ def monitor_reports(monitor_dir) -> list[dict]:
     found = [read_json(p) for p in Path(monitor_dir).glob('*.json')] if monitor_dir and Path(monitor_dir).is_dir() else []
     return sorted((r for r in found if r.get('as_of') and isinstance(r.get('rows'), list)), key=lambda r: r['as_of'], reverse=True)
 
-def _monitor_table(rows: list[dict]) -> str:
+def too_few(row: dict, report: dict) -> str:
+    "'not enough realised forecasts (n of min_n)' when the monitor `row` scored fewer than its `min_n` (or says so), else ''."
+    from cryptoforecast.dashboard import insufficient, too_few as words, _min_n
+    return words(row.get('n') or 0, _min_n(row, report)) if insufficient(row, report) else ''
+
+def _monitor_table(rows: list[dict], report: dict) -> str:
     head = ''.join(f"<th>{html.escape(c)}</th>" for c in MONITOR_COLUMNS)
     body = []
     for r in rows:
-        cells = ''.join(f'<td class="num">{fmt_metric(r.get(c))}</td>' if isinstance(r.get(c), float) else f"<td>{_text(r.get(c))}</td>"
-                        for c in MONITOR_COLUMNS)
-        body.append(f'<tr class="{"failed" if r.get("alerts") else "ok"}">{cells}</tr>')
+        few = too_few(r, report)
+        shown = {**r, 'alerts': few} if few else r   # too few outcomes: no verdict, neither an alert nor healthy
+        cells = ''.join(f'<td class="num">{fmt_metric(shown.get(c))}</td>' if isinstance(shown.get(c), float)
+                        else f"<td>{_text(shown.get(c))}</td>" for c in MONITOR_COLUMNS)
+        body.append(f'<tr class="{"insufficient" if few else "failed" if r.get("alerts") else "ok"}">{cells}</tr>')
     return f'<table id="monitor"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+def _verdicts(report: dict) -> str:
+    "A report's alert count, and how many groups had too few realised forecasts to judge."
+    few = sum(bool(too_few(r, report)) for r in report.get('rows', []))
+    return f"{int(report.get('alerts', 0))} alert(s)" + (f", {few} with not enough realised forecasts" if few else '')
 
 def monitor_page(reports: list[dict], title='cryptoforecast') -> str:
     "The monitoring page: the newest report's table, then the alert count of every report."
     latest = reports[0]
-    days = ''.join(f"<li>{_text(r['as_of'])}: {int(r.get('alerts', 0))} alert(s)</li>" for r in reports)
+    days = ''.join(f"<li>{_text(r['as_of'])}: {_verdicts(r)}</li>" for r in reports)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: monitoring</title><style>{_STYLE}</style></head>
 <body><h1>Monitoring, {_text(latest['as_of'])}</h1>
 <p class="note">The last {_text(latest.get('window'))} realised forecasts of every coin, alias and horizon; rows in red have an
-alert. Thresholds: {_text(json.dumps(latest.get('thresholds', {})))}. <a href="index.html">Back to the index</a>.</p>
-{_monitor_table(latest['rows'])}
+alert; rows in grey have too few realised forecasts to judge. Thresholds: {_text(json.dumps(latest.get('thresholds', {})))}.
+<a href="index.html">Back to the index</a>.</p>
+{_monitor_table(latest['rows'], latest)}
 <h2>Every day monitored</h2>
 <ul id="monitor-days">{days}</ul>
+</body></html>
+"""
+
+# %% ../nbs/31_site.ipynb #598857af
+RUN_COLUMNS = ['coin', 'run', 'model', *[f"rel_mae_{h}" for h in HORIZONS], 'last', 'error', 'path']
+
+def training_runs(artifacts_dir) -> pd.DataFrame:
+    "One row per finished training run in `artifacts_dir`, newest first per coin: headline model, relative MAE per horizon, last day."
+    from cryptoforecast.dashboard import coins_with_runs, run_dirs
+    rows = []
+    ok = artifacts_dir and Path(artifacts_dir).is_dir()
+    for coin in coins_with_runs(artifacts_dir) if ok else []:
+        for d in reversed(run_dirs(coin, artifacts_dir)):
+            r = read_json(d/'report.json')
+            head = r.get('headline') if isinstance(r.get('headline'), dict) else {}
+            maes = head.get('rel_mae') if isinstance(head.get('rel_mae'), dict) else {}
+            rows.append(dict(coin=coin, run=d.name, model=head.get('model'), last=(r.get('data') or {}).get('last'),
+                             **{f"rel_mae_{h}": maes.get(str(h), maes.get(h)) for h in HORIZONS},
+                             error='' if head else 'report.json cannot be read', path=d))
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+def _skill_pivot(report: dict) -> str:
+    "Every model's relative MAE, directional accuracy and 80% coverage per horizon, as an HTML table in the report's number format."
+    m = pd.DataFrame(report.get('metrics') or [])
+    if m.empty or 'model' not in m: return '<p class="note">No metrics in report.json.</p>'
+    cols = [c for c in ('rel_mae', 'dir_acc', 'cov80') if c in m]
+    t = m.pivot_table(index='model', columns='horizon', values=cols)
+    t.columns = [f"{c} {h}d" for c, h in t.columns]
+    return t.sort_values(t.columns[0]).to_html(classes='skill', border=0, float_format=fmt_number, na_rep='-')
+
+def run_page(row, images: list[str], title='cryptoforecast') -> str:
+    "The page of one training run (`row` of `training_runs`): headline, skill per model and horizon, the `images` beside it."
+    r = read_json(Path(row.path)/'report.json')
+    data = r.get('data') or {}
+    name = f"{row.coin} training run {row.run}"
+    imgs = ''.join(f'<h3>{html.escape(Path(i).stem.replace("_", " "))}</h3><img src="{html.escape(i)}" style="max-width:100%">'
+                   for i in images)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(name)}</title><style>{_STYLE}</style></head>
+<body><h1>{html.escape(name)}</h1>
+<p>Headline model <b>{_text(row.model)}</b>; data {_text(data.get('first'))} .. {_text(data.get('last'))}
+({_text(data.get('source'))}). <a href="../../index.html">Back to the index</a>.</p>
+<h2>Models against the random walk (test part)</h2>
+<p class="note">rel_mae below 1 beats the random walk; cov80 is right at 0.8.</p>
+{_skill_pivot(r)}
+<h2>Diagnostic plots</h2>
+{imgs or '<p class="note">No plots saved with this run.</p>'}
 </body></html>
 """
 
@@ -190,6 +265,14 @@ def _fresh_html(nb: Path) -> Path|None:
     h = nb.with_suffix('.html')
     return h if h.exists() and h.stat().st_mtime >= nb.stat().st_mtime else None
 
+def write_run_page(row, runs_out: Path) -> Path:
+    "The page of a training run at `runs_out/<COIN>/<run>.html`, its plots copied into `runs_out/<COIN>/<run>/`."
+    d = Path(runs_out)/row.coin/row.run
+    pngs = [*sorted((Path(row.path)/'plots').glob('*.png')), *sorted((Path(row.path)/'shap').glob('*.png'))]
+    if pngs: d.mkdir(parents=True, exist_ok=True)
+    for png in pngs: shutil.copyfile(png, d/png.name)
+    return write_text(d.with_suffix('.html'), run_page(row, [f"{row.run}/{png.name}" for png in pngs]))
+
 @dataclass
 class Site:
     "What `build_site` made: the index page, the reports listed on it and the documentation pages."
@@ -197,15 +280,16 @@ class Site:
     reports: pd.DataFrame
     docs: list[DocPage] = field(default_factory=list)
     monitoring: list[dict] = field(default_factory=list)   # the monitor's daily reports, newest first
+    runs: pd.DataFrame|None = None                         # every finished training run of the artifacts folder
 
     @property
     def failed_docs(self) -> list[DocPage]: return [d for d in self.docs if d.error]
 
 def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: bool = True, jobs: int = 1,
-               cell_timeout: int = 600, monitor_dir=None) -> Site:
-    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir` (executed unless not `execute`), monitoring."
+               cell_timeout: int = 600, monitor_dir=None, artifacts_dir=None) -> Site:
+    "Write the static site into `out_dir`: reports from `runs_dir`, docs from `nbs_dir`, monitoring, the training runs of `artifacts_dir`."
     out = Path(out_dir)
-    for sub in ('reports', 'docs'):
+    for sub in ('reports', 'docs', 'runs'):
         shutil.rmtree(out/sub, ignore_errors=True)
         (out/sub).mkdir(parents=True)
     write_plotlyjs(out)
@@ -214,26 +298,29 @@ def build_site(out_dir='site', runs_dir='reports/runs', nbs_dir='nbs', execute: 
     for r in rows.itertuples():
         page = out/'reports'/f"{r.coin}.html"
         if (h := _fresh_html(r.notebook)):
-            write_text(page, h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared)))
+            write_text(page, offline_html(h.read_text(encoding='utf-8').replace(plotly_script(PLOTLY_JS), plotly_script(shared))))
         else: export_html(r.notebook, page, plotly_src=shared, hide_code=True)
     docs = build_docs(doc_notebooks(nbs_dir), out/'docs', execute, jobs, cell_timeout)
     monitoring = monitor_reports(monitor_dir)
     if monitoring: write_text(out/'monitor.html', monitor_page(monitoring))
     else: (out/'monitor.html').unlink(missing_ok=True)
-    index = write_text(out/'index.html', index_page(rows, docs, monitor=monitoring[0] if monitoring else None))
-    return Site(index, rows, docs, monitoring)
+    runs = training_runs(artifacts_dir)
+    for r in runs.itertuples(): write_run_page(r, out/'runs')
+    index = write_text(out/'index.html', index_page(rows, docs, monitor=monitoring[0] if monitoring else None, runs=runs))
+    return Site(index, rows, docs, monitoring, runs)
 
 # %% ../nbs/31_site.ipynb #74a97fbe
 def site_parser() -> ArgParser:
     "The arguments of `cryptoforecast site`; a folder given on the command line must exist."
     ap = ArgParser(prog='cryptoforecast site', description='Build the static report site with nbconvert.')
-    ap.add_argument('--out', default='site', help='output folder (default: site)')
+    ap.add_argument('--out', type=output_dir, default=Path('site'), help='output folder (default: site)')
     ap.add_argument('--runs', type=existing_dir, help='the executed reports (default: reports/runs, if there are any)')
     ap.add_argument('--nbs', type=existing_dir, help='the documentation notebooks (default: nbs)')
     ap.add_argument('--no-execute', action='store_true', help='convert the docs as stored, without running them (fast; no outputs)')
     ap.add_argument('--jobs', '-j', type=positive_int, default=1, help='docs notebooks executed at once')
     ap.add_argument('--cell-timeout', type=positive_int, default=600, help='seconds one docs cell may run (default: 600)')
     ap.add_argument('--monitor', type=existing_dir, help="the monitor's reports (default: the artifacts' monitor/, if there is one)")
+    ap.add_argument('--artifacts', type=existing_dir, help='the training runs to list (default: the artifacts folder, if there is one)')
     return ap
 
 def site_cli(argv: list[str]) -> int:
@@ -241,11 +328,12 @@ def site_cli(argv: list[str]) -> int:
     a = site_parser().parse_args(argv)
     from cryptoforecast.config import get_config
     site = build_site(a.out, a.runs or 'reports/runs', a.nbs or 'nbs', execute=not a.no_execute, jobs=a.jobs,
-                      cell_timeout=a.cell_timeout, monitor_dir=a.monitor or Path(get_config().artifacts_dir)/'monitor')
+                      cell_timeout=a.cell_timeout, monitor_dir=a.monitor or Path(get_config().artifacts_dir)/'monitor',
+                      artifacts_dir=a.artifacts or get_config().artifacts_dir)
     for d in site.failed_docs: print(f"docs/{d.name}: stopped at an error: {d.error}", file=sys.stderr)
     if site.docs and not a.no_execute:
         slowest = ', '.join(f"{d.name} {d.seconds:.0f}s" for d in sorted(site.docs, key=lambda d: -d.seconds)[:3])
         print(f"docs executed in {sum(d.seconds for d in site.docs):.0f}s (slowest: {slowest})")
     monitored = f", monitoring of {site.monitoring[0]['as_of']}" if site.monitoring else ''
-    print(f"{len(site.reports)} reports, {len(site.docs)} docs{monitored}: {site.index.resolve()}")
+    print(f"{len(site.reports)} reports, {len(site.runs)} training runs, {len(site.docs)} docs{monitored}: {site.index.resolve()}")
     return 1 if site.failed_docs else 0

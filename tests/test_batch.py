@@ -1,5 +1,5 @@
 """`cryptoforecast batch` on real data: parallel reports with HTML, resume, a failing coin isolated, the Dask engine."""
-import json, os, shutil, sys
+import io, json, os, re, shutil, sys
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +61,11 @@ def test_batch_makes_reports_and_html(btc_eth):
             assert text in html, text
         assert html.count('data:image/png') >= len(PLOT_NAMES) + 3, 'every diagnostic plot and three SHAP summaries, embedded'
         assert 'description: "ok; relative MAE' not in html and 'absl::' not in html   # no front matter, no TensorFlow chatter
+        assert f'<h1 id="{coin}-forecast-report">{coin} forecast report' in html and 'Per-coin forecast report' not in html
+        assert not re.search(r'<script[^>]*\bsrc="https?://', html)   # no require.js or MathJax from a CDN: renders offline
+        cells = re.findall(r'<td>([^<]*)</td>', html)
+        assert not [c for c in cells if re.fullmatch(r'-?[\d.]+e[-+]\d+', c.strip())], 'no number in an exponent'
+        assert re.search(r'<td>\d{1,3}(,\d{3})+</td>', html) if coin == 'BTC' else True   # prices: thousands separated
     table = pd.read_csv(out/'batch_summary.csv')
     assert list(table.coin) == ['BTC', 'ETH'] and set(table.status) == {'ok'}
 
@@ -112,3 +117,15 @@ def test_dask_engine_from_the_cli(broken_data_dir, tmp_path):
     assert statuses(r.stdout) == {'XYZ': 'failed'} and 'negative price' in r.stdout, r.stdout
     meta = read_json(RunFiles.of(tmp_path, 'XYZ').meta)
     assert meta['status'] == 'failed' and meta['params']['epochs'] == 1
+
+def test_progress_names_each_coin_on_a_terminal_and_is_quiet_otherwise(monkeypatch):
+    "The bar on stderr says which coin finished and how; when stderr is no terminal (a log, CI) it prints nothing."
+    from cryptoforecast import batch
+    class Terminal(io.StringIO):
+        def isatty(self): return True
+    rows = [dict(coin='BTC', status='ok'), dict(coin='XYZ', status='failed')]
+    for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, 'stderr', stream)
+        assert list(batch._progress(iter(rows), len(rows))) == rows
+        text = stream.getvalue()
+        assert ('2/2' in text and 'XYZ failed' in text) if shown else text == '', text

@@ -130,7 +130,7 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
             wait_text(page, '.cf-price', 'forecast for 30 day')
             # a holding and an alert
             page.fill('.cf-holdings input', 'BTC 0.5, ETH 2'); page.press('.cf-holdings input', 'Enter')
-            wait_text(page, '.cf-portfolio', 'value now')
+            wait_text(page, '.cf-portfolio', 'value at the close')
             shown = page.inner_text('.cf-portfolio')
             assert 'Gaussian copula' in shown and 'var99' in shown and 'es99' in shown, shown   # joined by their correlation
             assert page.locator('.cf-calibration .js-plotly-plot').count() == 1   # how often past intervals held
@@ -169,3 +169,99 @@ def test_dashboard_in_chromium(artifacts, tmp_path):
     assert proc.returncode == 0
     SHOTS.mkdir(parents=True, exist_ok=True)
     for s in shots: shutil.copy(s, SHOTS/s.name)
+
+
+# ---- what the page shows of the live store, of models that forecast alike, and of old prices (a synthetic coin: seconds)
+
+@pytest.fixture(scope='module')
+def synthetic_artifacts(tmp_path_factory) -> Path:
+    """A run of a synthetic coin SYN whose lightgbm forecasts exactly as its drift does, and a forecast store with two champion
+    forecasts eight weeks apart, the first made (as with `--as-of`) by a version trained on data after its origin."""
+    import warnings
+    from scipy.stats import norm
+    from cryptoforecast import live
+    from cryptoforecast.atomic import write_json
+    from cryptoforecast.features import synthetic_ohlcv
+    from cryptoforecast.metrics import QUANTILES, quantile_col
+    from cryptoforecast.train import train_coin
+    root = tmp_path_factory.mktemp('synthetic')
+    data, art = root/'data', root/'artifacts'
+    data.mkdir()
+    ohlcv = synthetic_ohlcv(700, seed=3)
+    px = ohlcv.rename_axis('datetime').reset_index()
+    px['datetime'] = px['datetime'].dt.strftime('%Y-%m-%d')
+    px[['datetime', 'open', 'high', 'low', 'close', 'volume']].to_csv(data/'SYN-USD_1d.csv', index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        train_coin('SYN', data_dir=data, models=('naive', 'drift', 'lightgbm'), ensemble=True, track=False, progress=False,
+                   artifacts_dir=art, seed=0)
+    origins = [ohlcv.index[-70], ohlcv.index[-14]]
+    rows = []
+    for origin, run_id in zip(origins, ('r-late', 'r-early')):
+        for h in (1, 7):
+            sig = 0.03 * np.sqrt(h)
+            r = dict(coin='SYN', origin=origin, horizon=h, alias='champion', model_version=1, model='lightgbm', mean=0.0,
+                     sigma=sig, point=0.0, close_origin=float(ohlcv['close'].loc[origin]), run_id=run_id, as_of=None,
+                     created_at=f"{origin:%Y-%m-%d}T01:00:00+00:00")
+            rows.append({**r, **{quantile_col(q): norm.ppf(q) * sig for q in QUANTILES}})
+    live.insert_forecasts(live.store_path(art), pd.DataFrame(rows))
+    write_json(art/'SYN'/'registered-late'/'report.json', dict(mlflow=dict(run_id='r-late'), data=dict(last=f"{origins[1]:%Y-%m-%d}")))
+    return art
+
+def test_live_fans_identical_models_and_price_date_without_a_browser(synthetic_artifacts):
+    "The page's parts from the library: two fans for two origins, one skill row for drift and lightgbm, the price date said."
+    art = synthetic_artifacts
+    run = D.latest_run('SYN', art)
+    track = D.live_track('SYN', art, D.price_history(run))
+    fig = D.live_figure(track, 7)
+    medians = [t for t in fig.data if 'median' in (t.name or '')]
+    assert len(medians) == 2, [t.name for t in fig.data]   # joined across origins, this was one line through both
+    assert [m.name for m in medians] == ['not out of sample (median)', 'forecast median']
+    assert all(pd.Timestamp(m.x[-1]) - pd.Timestamp(m.x[0]) == pd.Timedelta(days=7) for m in medians)
+    assert track.table['stored'].tolist() == [1, 1]   # the forecast from a model that saw its outcome is no track record
+    skill = D.skill_table(run, 7, merge_identical=True)
+    assert 'drift = ensemble = lightgbm' in set(skill['model']) and not {'drift', 'lightgbm'} & set(skill['model']), skill
+    when, old = D.portfolio_prices({'SYN': 2}, {'SYN': run.forecast})
+    assert when.startswith(f"at the close of {run.origin:%Y-%m-%d} (") and old.startswith('The prices are'), (when, old)
+
+@pytest.mark.browser
+def test_dashboard_screenshots_live_fans_identical_models_price_date(synthetic_artifacts, tmp_path):
+    "The served page in Chromium: screenshots of the live chart (two fans), the skill table (one row for two models), the portfolio's date."
+    sync_playwright = _playwright()
+    port = free_port()
+    exe = Path(sys.executable).parent/'cryptoforecast'
+    log = open(tmp_path/'dashboard.log', 'w')
+    proc = subprocess.Popen([str(exe), 'dashboard', '--port', str(port), '--artifacts-dir', str(synthetic_artifacts), '--preheat', '0'],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        wait_port(port, proc)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page, _ = open_dashboard(browser, f"http://127.0.0.1:{port}/", [])
+            page.set_viewport_size({'width': 1300, 'height': 3300})
+            page.wait_for_selector('.cf-live-track-chart .js-plotly-plot', timeout=60_000)
+            traces = page.evaluate("() => document.querySelector('.cf-live-track-chart .js-plotly-plot').data"
+                                   ".map(t => [t.name, t.x.length, t.x[0]])")
+            medians = [t for t in traces if t[0] and 'median' in t[0]]
+            assert len(medians) == 2 and medians[0][2] != medians[1][2], traces   # two fans, each from its own origin
+            assert 'not out of sample' in page.inner_text('.cf-live-track')
+            page.locator('.cf-live-track-chart').screenshot(path=str(SHOTS/'live_two_fans.png'))
+            skill = page.inner_text('.cf-skill-table')
+            assert skill.count('drift = ensemble = lightgbm') == 1 and '\ndrift\t' not in skill, skill
+            page.locator('.cf-skill').screenshot(path=str(SHOTS/'skill_identical_models.png'))
+            page.fill('.cf-holdings input', 'SYN 2'); page.press('.cf-holdings input', 'Enter')
+            wait_text(page, '.cf-portfolio', 'value at the close of')
+            run = D.latest_run('SYN', synthetic_artifacts)
+            assert f"at the close of {run.origin:%Y-%m-%d}" in page.inner_text('.cf-portfolio-date')
+            assert 'The prices are' in page.inner_text('.cf-portfolio-old')
+            page.locator('.cf-portfolio').screenshot(path=str(SHOTS/'portfolio_price_date.png'))
+            browser.close()
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
+            try: proc.wait(timeout=60)
+            except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+        log.close()
+    for name in ('live_two_fans.png', 'skill_identical_models.png', 'portfolio_price_date.png'):
+        assert (SHOTS/name).stat().st_size > 5000, name

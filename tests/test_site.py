@@ -30,9 +30,10 @@ def nbs(tmp_path_factory) -> Path:
 @pytest.fixture(scope='module')
 def site(runs, nbs, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp('site')
-    r = run_cli('site', '--out', out, '--runs', runs, '--nbs', nbs, cwd=ROOT)
+    empty = tmp_path_factory.mktemp('no-training-runs')
+    r = run_cli('site', '--out', out, '--runs', runs, '--nbs', nbs, '--artifacts', empty, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert '2 reports, 2 docs' in r.stdout and 'docs executed in' in r.stdout   # the docs run (by default)
+    assert '2 reports, 0 training runs, 2 docs' in r.stdout and 'docs executed in' in r.stdout   # the docs run (by default)
     return out
 
 def test_site_lists_the_reports(site):
@@ -43,6 +44,20 @@ def test_site_lists_the_reports(site):
     assert '<td class="ok">ok</td>' in index and '<td class="failed" title="UserError: XYZ: no usable price data' in index
     assert 'ETH daily close' in (site/'reports'/'ETH.html').read_text()
     assert 'negative price' in (site/'reports'/'XYZ.html').read_text()  # the failed report shows its error
+
+def test_pages_render_offline_and_name_their_coin(site):
+    "No page loads a script from the internet (nbconvert's require.js and MathJax came from a CDN); a report's title names its coin."
+    import re
+    for page in site.rglob('*.html'):
+        remote = re.findall(r'<script[^>]*\bsrc="https?://[^"]*"', page.read_text())
+        assert not remote, (page.name, remote)
+    eth = (site/'reports'/'ETH.html').read_text()
+    assert '<h1 id="ETH-forecast-report">ETH forecast report' in eth and 'Per-coin forecast report' not in eth
+
+def test_out_that_is_a_file_is_one_line(runs, nbs, tmp_path):
+    (tmp_path/'file').write_text('x')
+    r = run_cli('site', '--out', tmp_path/'file', '--runs', runs, '--nbs', nbs, '--no-execute', cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'is a file, not a folder' in r.stderr, r.stderr
 
 def test_one_plotly_js_for_the_site(site, runs):
     from plotly.offline import get_plotlyjs
