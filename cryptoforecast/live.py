@@ -123,7 +123,7 @@ def _sql_value(v):
     return v
 
 def insert_forecasts(path, rows: pd.DataFrame) -> int:
-    "Insert forecast `rows` (`KEY`, `STORED_VALUES`, model, run_id, as_of, created_at; `in_sample` if known) unless stored; how many are new."
+    "Insert forecast `rows` (`KEY`, `STORED_VALUES`, model, run_id, as_of, created_at, `in_sample` if known) unless stored; count new."
     cols = [*KEY, 'model', *STORED_VALUES, 'run_id', 'as_of', 'created_at']
     missing = [c for c in cols if c not in rows.columns]
     if missing: raise ValueError(f"forecast rows lack {missing}")
@@ -227,7 +227,7 @@ def latest_forecast(forecaster, frame: pd.DataFrame) -> pd.DataFrame:
 
 def forecast_rows(pred: pd.DataFrame, alias: str, version: int, run_id: str|None, as_of,
                   created_at: str|None = None, data_last=None) -> pd.DataFrame:
-    "Store rows from a predictions frame: origin as `YYYY-MM-DD`, the alias and version that made it, when; `in_sample` from `data_last`."
+    "Store rows from a predictions frame: origin as `YYYY-MM-DD`, the alias and version that made it, when, `in_sample`."
     out = pred[['coin', 'origin', 'horizon', 'model', *STORED_VALUES]].copy()
     out['origin'] = pd.to_datetime(out['origin'], utc=True).dt.strftime('%Y-%m-%d')
     out['horizon'] = out['horizon'].astype(int)
@@ -240,7 +240,7 @@ def forecast_rows(pred: pd.DataFrame, alias: str, version: int, run_id: str|None
 
 def forecast_coin(coin: str, universe: dict, aliases=ALIASES, as_of=None, store=None, client=None,
                   frames: dict|None = None) -> list[dict]:
-    "Forecast `coin` with each alias's model from the data known on `as_of`, append to `store`; one result dict per alias (`rows`: what was stored)."
+    "Forecast `coin` with each alias's model from the data known on `as_of`, append to `store`; a result per alias (`rows`: stored)."
     from mlflow import MlflowClient
     client, out = client or MlflowClient(), []
     frames = {} if frames is None else frames
@@ -263,7 +263,7 @@ MAX_DATA_AGE = 3   # days: older data get a warning from `cryptoforecast forecas
 
 def price_forecast(rows: pd.DataFrame) -> pd.DataFrame:
     "Store rows as prices: per coin, alias, version and horizon, the target day, the median and the 80% and 95% bounds."
-    out = rows[['coin', 'alias', 'model_version', 'origin', 'horizon', 'close_origin']].copy()
+    out = rows[['coin', 'alias', 'model_version', 'model', 'origin', 'horizon', 'close_origin']].copy()
     out['origin'] = pd.to_datetime(out['origin'], utc=True)
     out['target'] = out['origin'] + pd.to_timedelta(out['horizon'].astype(int), unit='D')
     for name, q in PRICE_QUANTILES.items(): out[name] = rows['close_origin'].to_numpy(float) * np.exp(rows[q].to_numpy(float))
@@ -279,7 +279,8 @@ def price_report(prices: pd.DataFrame) -> str:
     blocks = []
     for (coin, alias, version), g in prices.groupby(['coin', 'alias', 'model_version'], sort=False):
         first = g.iloc[0]
-        head = f"{coin} {alias} v{int(version)}: origin {first['origin']:%Y-%m-%d}, close {price_text(first['close_origin'])}"
+        head = (f"{coin} {alias} v{int(version)} ({first['model']}): origin {first['origin']:%Y-%m-%d}, "
+                f"close {price_text(first['close_origin'])}")
         table = pd.DataFrame({'horizon': [f"{int(h)} d" for h in g['horizon']], 'target': g['target'].dt.strftime('%Y-%m-%d'),
                               'median': g['median'].map(price_text),
                               '80% interval': [f"{price_text(a)} - {price_text(b)}" for a, b in zip(g['low80'], g['high80'])],
@@ -664,7 +665,8 @@ def version_history(coin: str, client=None) -> pd.DataFrame:
     cols = ['version', 'aliases', VAL_METRIC, 'reason', 'run_id']
     try: aliases = client.get_registered_model(name).aliases
     except mlflow.exceptions.MlflowException: return pd.DataFrame(columns=cols)
-    held = lambda v: ','.join(a for a in sorted(aliases, key=lambda a: (a not in ALIASES, a)) if int(aliases[a]) == v)
+    order = lambda a: (ALIASES.index(a) if a in ALIASES else len(ALIASES), a)   # champion, challenger, then any other
+    held = lambda v: ','.join(a for a in sorted(aliases, key=order) if int(aliases[a]) == v)
     score = lambda tags: pd.to_numeric(tags.get(VAL_METRIC), errors='coerce')
     rows = [dict(version=int(mv.version), aliases=held(int(mv.version)), **{VAL_METRIC: score(mv.tags)},
                  reason=version_reason(mv.tags), run_id=mv.run_id)
@@ -724,6 +726,8 @@ def retrain(coin: str, universe: dict, as_of=None, artifacts_dir=None, models=('
     card = (Path(r['run_dir']) / 'model_card.md')
     reg = register_challenger(r['mlflow']['run_id'], coin, report['headline']['val_rel_mae'], report['evaluation'],
                               card.read_text() if card.exists() else None)
+    if reg['promoted']:   # the coin's first version: its first champion, a move from none
+        record_move(store_path(artifacts_dir), coin, 'retrain', None, reg['version'], {'reason': 'first version: champion'}, at=as_of)
     return dict(r, **reg, data_last=report['data']['last'])
 
 # %% ../nbs/34_live.ipynb #aa11cab3

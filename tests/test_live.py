@@ -293,7 +293,8 @@ def test_live_evidence_promotes_a_better_challenger_keeps_a_worse_one_and_rollba
     # rollback: the champion before the last move comes back
     back = live.rollback(COIN, store)
     assert back['champion'] == 1 and champion() == 1
-    assert live.champion_moves(store, COIN)['action'].tolist() == ['promote', 'rollback']
+    assert live.champion_moves(store, COIN)['action'].tolist() == ['retrain', 'promote', 'rollback']   # v1: the first champion
+    with pytest.raises(live.UserError, match='no champion move left to undo'): live.rollback(COIN, store)   # never back to v2
 
 
 def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
