@@ -87,7 +87,8 @@ def test_forecast_cli(trained, universe, tmp_path, capsys):
     from cryptoforecast import live
     stored = live.read_forecasts(dst / 'forecasts.sqlite', COIN, 'champion').sort_values('horizon')
     assert stored['in_sample'].tolist() == [0, 0, 0]                        # v1 saw data up to CUT, before the origin
-    assert f"BTC champion v1: origin 2025-11-05, close {live.price_text(stored['close_origin'].iloc[0])}" in first.stdout
+    head = f"BTC champion v1 ({stored['model'].iloc[0]}): origin 2025-11-05, close {live.price_text(stored['close_origin'].iloc[0])}"
+    assert head in first.stdout, first.stdout
     for h, row in zip((1, 7, 30), stored.to_dict('records')):
         price = lambda q: live.price_text(row['close_origin'] * np.exp(row[q]))
         line = next(l for l in first.stdout.splitlines() if l.strip().startswith(f"{h} d "))
