@@ -169,6 +169,65 @@ PROBES = {
     'dashboard --artifacts-dir FILE': path_is_a_file('dashboard', '--artifacts-dir'),
 }
 
+LIVE_PREPARE = """
+import sqlite3, sys
+from pathlib import Path
+import pandas as pd
+from cryptoforecast import live
+art, how = Path(sys.argv[1]), sys.argv[2]
+store = live.store_path(art)
+if how in ('truncated', 'garbage'):
+    rows = pd.DataFrame({'coin': 'BTC', 'origin': pd.date_range('2020-01-01', periods=2000).strftime('%Y-%m-%d'), 'horizon': 1,
+                         'alias': 'champion', 'model_version': 1, 'model': 'toy', 'mean': 0.0, 'sigma': 0.1, 'point': 0.0,
+                         'close_origin': 1.0, 'run_id': None, 'as_of': None, 'created_at': 'now'})
+    for c in live.QUANTILE_COLS: rows[c] = 0.0
+    live.insert_forecasts(store, rows)
+    with sqlite3.connect(store) as con: con.execute('pragma wal_checkpoint(truncate)')
+    raw = store.read_bytes()
+    store.write_bytes(raw[:len(raw) // 2] if how == 'truncated' else b'garbage' * 1000)
+elif how == 'deleted':   # BTC v1 then v2 as champion (moves recorded), then v1 deleted from the registry
+    from mlflow import MlflowClient
+    from cryptoforecast.tracking import setup_mlflow
+    setup_mlflow(artifacts_dir=art)
+    client = MlflowClient()
+    client.create_registered_model('cryptoforecast-BTC')
+    for v in (1, 2): client.create_model_version('cryptoforecast-BTC', (art / f'model{v}').as_uri())
+    client.set_registered_model_alias('cryptoforecast-BTC', 'champion', '2')
+    live.record_move(store, 'BTC', 'train', None, 1, {})
+    live.record_move(store, 'BTC', 'train', 1, 2, {})
+    client.delete_model_version('cryptoforecast-BTC', '1')
+"""
+
+def live_store(how: str, *command):
+    "An artifacts folder prepared as `how` says (store truncated or garbage; a registry whose rollback target is deleted)."
+    def make(tmp: Path) -> list[str]:
+        env = {**os.environ, 'PYTHONPATH': os.environ.get('PYTHONPATH', '')}
+        env.pop('MLFLOW_TRACKING_URI', None)
+        subprocess.run([sys.executable, '-c', LIVE_PREPARE, str(tmp/'art'), how], env=env, check=True, capture_output=True)
+        return [*command, '--artifacts-dir', str(tmp/'art')]
+    return make
+
+def artifacts_file(*command):
+    "`command` with an --artifacts-dir that is a file."
+    def make(tmp: Path) -> list[str]:
+        (tmp/'afile').write_text('not a folder')
+        return [*command, '--artifacts-dir', str(tmp/'afile')]
+    return make
+
+LIVE_PROBES = {
+    'forecast, forecasts.sqlite truncated': live_store('truncated', 'forecast', '--crypto', 'BTC'),
+    'monitor, forecasts.sqlite truncated': live_store('truncated', 'monitor'),
+    'monitor, forecasts.sqlite garbage': live_store('garbage', 'monitor'),
+    'registry history, forecasts.sqlite truncated': live_store('truncated', 'registry', 'history', '--coin', 'BTC'),
+    'registry history, forecasts.sqlite garbage': live_store('garbage', 'registry', 'history', '--coin', 'BTC'),
+    'registry rollback, nothing to undo': arguments('registry', 'rollback', '--coin', 'BTC', '--artifacts-dir', 'empty-art'),
+    'registry rollback to a deleted version': live_store('deleted', 'registry', 'rollback', '--coin', 'BTC'),
+    'forecast --artifacts-dir a file': artifacts_file('forecast', '--crypto', 'BTC'),
+    'monitor --artifacts-dir a file': artifacts_file('monitor'),
+    'registry history --artifacts-dir a file': artifacts_file('registry', 'history'),
+}
+PROBES.update(LIVE_PROBES)
+
 def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, 'CRYPTOFORECAST_CACHE_DIR': str(tmp/'cache'), 'HOME': str(tmp)}
     env.pop('CRYPTOFORECAST_DATA_DIR', None)

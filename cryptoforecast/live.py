@@ -5,7 +5,7 @@
 # %% ../nbs/34_live.ipynb #0737206f
 from __future__ import annotations
 import json, math, os, sqlite3, sys, time, traceback
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +18,25 @@ from .atomic import write_json, write_text
 from .metrics import QUANTILES, QUANTILE_COLS, quantile_col, pinball_matrix, dm_from_diff, pit_values
 
 # %% auto #0
-__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'THRESHOLDS', 'DRIFT_DAYS', 'VOL_WINDOW', 'VOL_REFERENCE',
-           'MONITOR_METRICS', 'PROMOTE_ALPHA', 'store_path', 'open_store', 'insert_forecasts', 'read_forecasts',
-           'as_of_day', 'cut_universe', 'feature_frame_as_of', 'alias_spec', 'resolve_version', 'load_version',
-           'registered_coins', 'latest_forecast', 'forecast_rows', 'forecast_coin', 'realise', 'random_walk_quantiles',
+__all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'ADDED_COLUMNS', 'PRICE_QUANTILES', 'MAX_DATA_AGE', 'THRESHOLDS',
+           'DRIFT_DAYS', 'VOL_WINDOW', 'VOL_REFERENCE', 'MONITOR_STATUSES', 'MONITOR_METRICS', 'PROMOTE_ALPHA',
+           'REASON_TAGS', 'store_path', 'open_store', 'StoreError', 'store_connection', 'check_store',
+           'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe', 'feature_frame_as_of', 'alias_spec',
+           'resolve_version', 'load_version', 'registered_coins', 'latest_forecast', 'forecast_rows', 'forecast_coin',
+           'price_forecast', 'price_text', 'price_report', 'stale_data', 'realise', 'random_walk_quantiles',
            'coverage_band', 'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features',
-           'training_psi', 'feature_drift', 'volatility_drift', 'monitor', 'log_monitor_metrics',
-           'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'promote',
-           'rollback', 'register_challenger', 'retrain', 'replay', 'plant_volatility', 'forecast_parser',
-           'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser',
-           'retrain_cli']
+           'training_psi', 'feature_drift', 'volatility_drift', 'monitor_status', 'monitor', 'log_monitor_metrics',
+           'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'moves_not_undone',
+           'promote', 'rollback', 'version_reason', 'version_history', 'history_report', 'register_challenger',
+           'retrain', 'replay', 'plant_volatility', 'forecast_parser', 'forecast_cli', 'monitor_parser', 'monitor_cli',
+           'registry_parser', 'registry_cli', 'retrain_parser', 'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
 ALIASES = ('champion', 'challenger')
 STORED_VALUES = ('mean', *QUANTILE_COLS, 'sigma', 'point', 'close_origin')
 KEY = ('coin', 'origin', 'horizon', 'alias', 'model_version')
+ADDED_COLUMNS = {'in_sample': 'integer'}   # columns newer than the first stores: added to them when opened
 
 def _db_col(c: str) -> str: return c.replace('.', '_')
 
@@ -41,7 +44,8 @@ _SCHEMA = (
     "create table if not exists forecasts (coin text not null, origin text not null, horizon integer not null, "
     "alias text not null, model_version integer not null, model text, "
     + ', '.join(f"{_db_col(c)} real" for c in STORED_VALUES)
-    + ", run_id text, as_of text, created_at text not null, primary key (coin, origin, horizon, alias, model_version))",
+    + ", run_id text, as_of text, created_at text not null, in_sample integer, "
+    "primary key (coin, origin, horizon, alias, model_version))",
     "create table if not exists champion_moves (id integer primary key autoincrement, coin text not null, at text not null, "
     "action text not null, from_version integer, to_version integer not null, evidence text)")
 
@@ -49,18 +53,6 @@ def store_path(artifacts_dir=None) -> Path:
     "The forecast store of `artifacts_dir` (default: the config's artifacts folder)."
     return Path(artifacts_dir if artifacts_dir is not None else get_config().artifacts_dir).expanduser().resolve() / STORE_FILE
 
-def open_store(path) -> sqlite3.Connection:
-    "A connection to the store at `path` (created with its tables if missing): WAL, 60 s busy timeout, explicit transactions."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(path, timeout=60, isolation_level=None)
-    con.execute('pragma busy_timeout = 60000')
-    con.execute('pragma journal_mode = wal')
-    con.execute('pragma synchronous = full')
-    for s in _SCHEMA: con.execute(s)
-    return con
-
-# %% ../nbs/34_live.ipynb #502475db
 def _transaction(con: sqlite3.Connection, work):
     "Run `work(con)` inside `BEGIN IMMEDIATE ... COMMIT` (rolled back on any error); returns its result."
     con.execute('begin immediate')
@@ -71,6 +63,59 @@ def _transaction(con: sqlite3.Connection, work):
     con.execute('commit')
     return out
 
+def _add_missing_columns(con: sqlite3.Connection) -> None:
+    "Add `ADDED_COLUMNS` to a store made before them (checked again inside the write lock: concurrent openers agree)."
+    missing = lambda c: [k for k in ADDED_COLUMNS if k not in {r[1] for r in c.execute('pragma table_info(forecasts)')}]
+    if not missing(con): return
+    def add(c):
+        for k in missing(c): c.execute(f"alter table forecasts add column {k} {ADDED_COLUMNS[k]}")
+    _transaction(con, add)
+
+def open_store(path) -> sqlite3.Connection:
+    "A connection to the store at `path` (created with its tables if missing): WAL, 60 s busy timeout, explicit transactions."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        con.execute('pragma busy_timeout = 60000')
+        con.execute('pragma journal_mode = wal')
+        con.execute('pragma synchronous = full')
+        for s in _SCHEMA: con.execute(s)
+        _add_missing_columns(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+# %% ../nbs/34_live.ipynb #6f7898bc
+class StoreError(UserError):
+    "The forecast store cannot be used: a damaged file, not a database, or busy for too long."
+
+def _store_error(path, e: Exception) -> StoreError:
+    "The one line a user reads about store `path` failing with SQLite error `e`."
+    text = str(e)
+    if 'locked' in text or 'busy' in text:
+        return StoreError(f"{path}: the forecast store stayed busy for 60 s ({text}): another process holds it; try again")
+    if 'unable to open' in text or 'readonly' in text:
+        return StoreError(f"{path}: cannot open the forecast store for writing ({text}): check the folder's permissions")
+    return StoreError(f"{path}: the forecast store is damaged ({text}); it was left as it is: move it aside "
+                      f"(e.g. mv {path} {path}.damaged) to start a new one, or put back a copy")
+
+@contextmanager
+def store_connection(path):
+    "A connection to the store at `path`, closed after use; any SQLite error on the way is a `StoreError` naming the file."
+    try:
+        with closing(open_store(path)) as con: yield con
+    except sqlite3.DatabaseError as e: raise _store_error(path, e) from None
+
+def check_store(path) -> None:
+    "A `StoreError` unless the store at `path` is missing (it will be created) or passes SQLite's quick integrity check."
+    if not Path(path).exists(): return
+    with store_connection(path) as con:
+        problems = [r[0] for r in con.execute('pragma quick_check')]
+    if problems != ['ok']: raise _store_error(path, sqlite3.DatabaseError('; '.join(map(str, problems[:2]))))
+
+# %% ../nbs/34_live.ipynb #502475db
 def _sql_value(v):
     "A value SQLite can bind: numpy scalars as Python ones, NaN and None as NULL."
     if hasattr(v, 'item'): v = v.item()
@@ -78,10 +123,11 @@ def _sql_value(v):
     return v
 
 def insert_forecasts(path, rows: pd.DataFrame) -> int:
-    "Insert forecast `rows` (`KEY`, `STORED_VALUES`, model, run_id, as_of, created_at) unless stored; returns how many are new."
+    "Insert forecast `rows` (`KEY`, `STORED_VALUES`, model, run_id, as_of, created_at, `in_sample` if known) unless stored; count new."
     cols = [*KEY, 'model', *STORED_VALUES, 'run_id', 'as_of', 'created_at']
     missing = [c for c in cols if c not in rows.columns]
     if missing: raise ValueError(f"forecast rows lack {missing}")
+    cols += [c for c in ADDED_COLUMNS if c in rows.columns]
     rows = rows.assign(origin=pd.to_datetime(rows['origin'], utc=True).dt.strftime('%Y-%m-%d'))
     values = [tuple(_sql_value(v) for v in r) for r in rows[cols].itertuples(index=False)]
     sql = f"insert or ignore into forecasts ({', '.join(map(_db_col, cols))}) values ({', '.join('?' * len(cols))})"
@@ -89,7 +135,7 @@ def insert_forecasts(path, rows: pd.DataFrame) -> int:
         before = con.total_changes
         con.executemany(sql, values)
         return con.total_changes - before
-    with closing(open_store(path)) as con: return _transaction(con, work)
+    with store_connection(path) as con: return _transaction(con, work)
 
 def read_forecasts(path, coin: str|None = None, alias: str|None = None) -> pd.DataFrame:
     "The stored forecasts (all, or of one `coin` and/or `alias`), `origin` as UTC dates, quantile columns named `q0.025`..."
@@ -98,12 +144,12 @@ def read_forecasts(path, coin: str|None = None, alias: str|None = None) -> pd.Da
         if v is not None: where.append(f"{k} = ?"); args.append(v)
     sql = ('select * from forecasts' + (' where ' + ' and '.join(where) if where else '')
            + ' order by coin, alias, origin, horizon')
-    if not Path(path).exists(): df = pd.DataFrame(columns=[*KEY, 'model', *map(_db_col, STORED_VALUES)])
+    if not Path(path).exists(): df = pd.DataFrame(columns=[*KEY, 'model', *map(_db_col, STORED_VALUES), *ADDED_COLUMNS])
     else:
-        with closing(open_store(path)) as con: df = pd.read_sql_query(sql, con, params=args)
+        with store_connection(path) as con: df = pd.read_sql_query(sql, con, params=args)
     df = df.rename(columns={_db_col(c): c for c in STORED_VALUES})
     df['origin'] = pd.to_datetime(df['origin'], utc=True)
-    for c in STORED_VALUES: df[c] = pd.to_numeric(df[c], errors='coerce').astype(float)
+    for c in (*STORED_VALUES, *ADDED_COLUMNS): df[c] = pd.to_numeric(df[c], errors='coerce').astype(float)
     return df
 
 # %% ../nbs/34_live.ipynb #17bbb639
@@ -180,19 +226,21 @@ def latest_forecast(forecaster, frame: pd.DataFrame) -> pd.DataFrame:
     return p[p['origin'] == p['origin'].max()].reset_index(drop=True)
 
 def forecast_rows(pred: pd.DataFrame, alias: str, version: int, run_id: str|None, as_of,
-                  created_at: str|None = None) -> pd.DataFrame:
-    "Store rows from a predictions frame: origin as `YYYY-MM-DD`, the alias and version that made it, when."
+                  created_at: str|None = None, data_last=None) -> pd.DataFrame:
+    "Store rows from a predictions frame: origin as `YYYY-MM-DD`, the alias and version that made it, when, `in_sample`."
     out = pred[['coin', 'origin', 'horizon', 'model', *STORED_VALUES]].copy()
     out['origin'] = pd.to_datetime(out['origin'], utc=True).dt.strftime('%Y-%m-%d')
     out['horizon'] = out['horizon'].astype(int)
     out = out.assign(alias=alias, model_version=int(version), run_id=run_id,
                      as_of=str(as_of_day(as_of).date()) if as_of is not None else None,
                      created_at=created_at or pd.Timestamp.now(tz='UTC').isoformat())
+    seen = as_of_day(data_last)
+    out['in_sample'] = None if seen is None else (pd.to_datetime(out['origin'], utc=True) < seen).astype(int)
     return out
 
 def forecast_coin(coin: str, universe: dict, aliases=ALIASES, as_of=None, store=None, client=None,
                   frames: dict|None = None) -> list[dict]:
-    "Forecast `coin` with each alias's model from the data known on `as_of`, append to `store`; one result dict per alias."
+    "Forecast `coin` with each alias's model from the data known on `as_of`, append to `store`; a result per alias (`rows`: stored)."
     from mlflow import MlflowClient
     client, out = client or MlflowClient(), []
     frames = {} if frames is None else frames
@@ -201,10 +249,56 @@ def forecast_coin(coin: str, universe: dict, aliases=ALIASES, as_of=None, store=
         fc = load_version(coin, mv.version)
         key = (coin, as_of_day(as_of), tuple(fc.horizons))
         if key not in frames: frames[key] = feature_frame_as_of(coin, universe, as_of, fc.horizons)
-        rows = forecast_rows(latest_forecast(fc, frames[key]), alias, int(mv.version), mv.run_id, as_of)
+        seen = _data_last(mv.run_id)
+        rows = forecast_rows(latest_forecast(fc, frames[key]), alias, int(mv.version), mv.run_id, as_of, data_last=seen)
         new = insert_forecasts(store, rows) if store is not None else 0
         out.append(dict(coin=coin, alias=alias, version=int(mv.version), origin=rows['origin'].iloc[0], inserted=new,
-                        status='ok'))
+                        status='ok', data_last=seen, in_sample=bool(rows['in_sample'].iloc[0]) if seen is not None else None,
+                        rows=rows))
+    return out
+
+# %% ../nbs/34_live.ipynb #6da96a8e
+PRICE_QUANTILES = {'median': 'q0.5', 'low80': 'q0.1', 'high80': 'q0.9', 'low95': 'q0.025', 'high95': 'q0.975'}
+MAX_DATA_AGE = 3   # days: older data get a warning from `cryptoforecast forecast`
+
+def price_forecast(rows: pd.DataFrame) -> pd.DataFrame:
+    "Store rows as prices: per coin, alias, version and horizon, the target day, the median and the 80% and 95% bounds."
+    out = rows[['coin', 'alias', 'model_version', 'model', 'origin', 'horizon', 'close_origin']].copy()
+    out['origin'] = pd.to_datetime(out['origin'], utc=True)
+    out['target'] = out['origin'] + pd.to_timedelta(out['horizon'].astype(int), unit='D')
+    for name, q in PRICE_QUANTILES.items(): out[name] = rows['close_origin'].to_numpy(float) * np.exp(rows[q].to_numpy(float))
+    return out.reset_index(drop=True)
+
+def price_text(x: float) -> str:
+    "A price to read: thousands separated with cents from 1 up, four significant digits below 1."
+    if not np.isfinite(x): return 'n/a'
+    return f"{x:,.2f}" if abs(x) >= 1 else np.format_float_positional(x, precision=4, unique=False, fractional=False, trim='-')
+
+def price_report(prices: pd.DataFrame) -> str:
+    "The printed forecast: a header per coin and alias (version, origin, last close), a line per horizon."
+    blocks = []
+    for (coin, alias, version), g in prices.groupby(['coin', 'alias', 'model_version'], sort=False):
+        first = g.iloc[0]
+        head = (f"{coin} {alias} v{int(version)} ({first['model']}): origin {first['origin']:%Y-%m-%d}, "
+                f"close {price_text(first['close_origin'])}")
+        table = pd.DataFrame({'horizon': [f"{int(h)} d" for h in g['horizon']], 'target': g['target'].dt.strftime('%Y-%m-%d'),
+                              'median': g['median'].map(price_text),
+                              '80% interval': [f"{price_text(a)} - {price_text(b)}" for a, b in zip(g['low80'], g['high80'])],
+                              '95% interval': [f"{price_text(a)} - {price_text(b)}" for a, b in zip(g['low95'], g['high95'])]})
+        blocks.append(head + '\n' + table.to_string(index=False))
+    return '\n\n'.join(blocks)
+
+def stale_data(universe: dict, coins, as_of=None, max_age: int = MAX_DATA_AGE, today=None) -> dict[str, str]:
+    "One warning per coin of `coins` whose data end more than `max_age` days before `as_of` (default: today)."
+    day = as_of_day(as_of) or as_of_day(today or pd.Timestamp.now(tz='UTC'))
+    out = {}
+    for coin in coins:
+        if coin not in universe or not len(universe[coin]): continue
+        last = as_of_day(universe[coin].index[-1])
+        age = (day - last).days
+        if age > max_age:
+            out[coin] = (f"{coin}: warning: its data end on {last.date()}, {age} days before {day.date()} (more than {max_age}): "
+                         f"the forecast is from {last.date()}'s prices; update the data folder")
     return out
 
 # %% ../nbs/34_live.ipynb #e669a43b
@@ -344,6 +438,14 @@ def _alerts(row: dict, th: dict) -> list[str]:
     if row['vol_ratio'] > th['vol_ratio']: out.append('volatility')
     return out
 
+MONITOR_STATUSES = ('insufficient', 'ok', 'alert')
+
+def monitor_status(row: dict, th: dict) -> tuple[str, str]:
+    "`(status, verdict)` of a monitor row: `insufficient` below `min_n` realised forecasts (not judged), `alert`, or `ok`."
+    if row['n'] < th['min_n']: return 'insufficient', f"not enough realised forecasts ({int(row['n'])} of {th['min_n']})"
+    if row['alerts']: return 'alert', f"alert: {row['alerts']}"
+    return 'ok', 'ok'
+
 def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thresholds: dict|None = None,
             client=None, frames: dict|None = None) -> pd.DataFrame:
     "One row per coin × alias × horizon of the stored forecasts realised by `as_of`: scores, backtest bands, drift and alerts."
@@ -380,10 +482,11 @@ def monitor(universe: dict, store, coins=None, as_of=None, window: int = 60, thr
             drift[(coin, version)] = (*features, *volatility_drift(cut[coin]['close'], _data_last(run_id)))
         row['psi'], row['psi_ratio'], row['psi_feature'], row['vol'], row['vol_ratio'] = drift[(coin, version)]
         row['alerts'] = ','.join(_alerts(row, th))
+        row['status'], row['verdict'] = monitor_status(row, th)
         rows.append(row)
     cols = ['coin', 'alias', 'horizon', 'version', 'first', 'last', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio',
             'cov80', 'exp_cov80', 'cov80_lo', 'cov80_hi', 'cov95', 'exp_cov95', 'cov95_lo', 'cov95_hi', 'pit_ks_p', 'psi',
-            'psi_ratio', 'psi_feature', 'vol', 'vol_ratio', 'alerts']
+            'psi_ratio', 'psi_feature', 'vol', 'vol_ratio', 'alerts', 'status', 'verdict']
     return pd.DataFrame(rows, columns=cols)
 
 MONITOR_METRICS = ('n', 'rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80', 'cov95', 'pit_ks_p', 'psi', 'psi_ratio', 'vol', 'vol_ratio')
@@ -412,10 +515,12 @@ def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window:
     day = as_of_day(as_of) or pd.Timestamp.now(tz='UTC').normalize()
     base = Path(artifacts_dir) / 'monitor' / f"{day:%Y-%m-%d}"
     th = {**THRESHOLDS, **(thresholds or {})}
+    statuses = {k: int((table['status'] == k).sum()) for k in MONITOR_STATUSES}
     doc = dict(as_of=str(day.date()), created_at=pd.Timestamp.now(tz='UTC').isoformat(), window=window, thresholds=th,
-               alerts=int((table['alerts'] != '').sum()), rows=json.loads(table.to_json(orient='records')))
+               alerts=int((table['alerts'] != '').sum()), statuses=statuses, rows=json.loads(table.to_json(orient='records')))
     md = (f"# Monitor {day:%Y-%m-%d}\n\nLast {window} realised forecasts per coin, alias and horizon. Thresholds: {th}.\n\n"
-          + markdown_table(table))
+          f"{statuses['ok']} ok, {statuses['alert']} with an alert, {statuses['insufficient']} not judged: not enough realised "
+          f"forecasts (fewer than {th['min_n']}).\n\n" + markdown_table(table))
     return dict(json=write_json(base.with_suffix('.json'), doc), markdown=write_text(base.with_suffix('.md'), md),
                 latest=write_text(base.parent / 'index.md', md))
 
@@ -448,19 +553,34 @@ def dm_evidence(errors: pd.DataFrame) -> dict:
                 challenger_rel_mae=float(errors['challenger'].sum() / rw))
 
 # %% ../nbs/34_live.ipynb #3fffd44e
-def record_move(store, coin: str, action: str, from_version, to_version: int, evidence: dict, at=None) -> None:
-    "Append one champion move to the store's history (in a transaction)."
+_INSERT_MOVE = 'insert into champion_moves (coin, at, action, from_version, to_version, evidence) values (?, ?, ?, ?, ?, ?)'
+
+def _move_row(coin: str, action: str, from_version, to_version: int, evidence: dict, at=None) -> tuple:
     at = (as_of_day(at) or pd.Timestamp.now(tz='UTC')).isoformat()
-    row = (coin, at, action, None if from_version is None else int(from_version), int(to_version),
-           json.dumps(evidence, default=str))
-    with closing(open_store(store)) as con:
-        _transaction(con, lambda c: c.execute('insert into champion_moves (coin, at, action, from_version, to_version, evidence) '
-                                              'values (?, ?, ?, ?, ?, ?)', row))
+    return (coin, at, action, None if from_version is None else int(from_version), int(to_version),
+            json.dumps(evidence, default=str))
+
+def record_move(store, coin: str, action: str, from_version, to_version: int, evidence: dict, at=None) -> None:
+    "Append one champion move to the store's history (in a transaction); `from_version` None: the coin's first champion."
+    row = _move_row(coin, action, from_version, to_version, evidence, at)
+    with store_connection(store) as con: _transaction(con, lambda c: c.execute(_INSERT_MOVE, row))
+
+def _read_moves(con, coin: str|None = None) -> pd.DataFrame:
+    sql = 'select * from champion_moves' + (' where coin = ?' if coin else '') + ' order by id'
+    return pd.read_sql_query(sql, con, params=[coin] if coin else [])
 
 def champion_moves(store, coin: str|None = None) -> pd.DataFrame:
-    "The recorded champion moves (of one `coin`), oldest first."
-    sql = 'select * from champion_moves' + (' where coin = ?' if coin else '') + ' order by id'
-    with closing(open_store(store)) as con: return pd.read_sql_query(sql, con, params=[coin] if coin else [])
+    "The recorded champion moves (of one `coin`), oldest first; an empty table when the store does not exist yet."
+    if not Path(store).exists(): return pd.DataFrame(columns=['id', 'coin', 'at', 'action', 'from_version', 'to_version', 'evidence'])
+    with store_connection(store) as con: return _read_moves(con, coin)
+
+def moves_not_undone(moves: pd.DataFrame) -> list[int]:
+    "The ids of one coin's `moves` not undone yet, oldest first: each rollback undoes the latest move not yet undone."
+    stack = []
+    for move_id, action in zip(moves['id'], moves['action']):
+        if action != 'rollback': stack.append(int(move_id))
+        elif stack: stack.pop()
+    return stack
 
 def _tag_versions(client, coin, versions, tags: dict) -> None:
     from cryptoforecast.tracking import registered_name
@@ -498,23 +618,78 @@ def promote(coin: str, universe: dict, store, min_forecasts: int = 30, alpha: fl
     return out
 
 def rollback(coin: str, store, client=None, at=None) -> dict:
-    "Give `champion` back to the version it had before the last recorded move; records the rollback as a move."
+    "Undo the latest champion move not yet undone (a second rollback goes one step further back); recorded as a move."
+    import mlflow
     from mlflow import MlflowClient
     from cryptoforecast.tracking import registered_name
-    client = client or MlflowClient()
-    moves = champion_moves(store, coin)
-    moves = moves[moves['from_version'].notna()]
-    if moves.empty: raise UserError(f"{coin}: no champion move recorded in {store}, so there is no earlier champion to restore")
-    last = moves.iloc[-1]
-    now = int(resolve_version(coin, 'champion', client).version)
-    back = int(last['from_version'])
-    client.set_registered_model_alias(registered_name(coin), 'champion', str(back))
-    ev = dict(reason=f"rollback of the {last['action']} of {last['at']} "
-                     f"(v{int(last['from_version'])} -> v{int(last['to_version'])})",
-              champion_was=now)
-    record_move(store, coin, 'rollback', now, back, ev, at=at)
-    _tag_versions(client, coin, [back], {'rollback.restored_from': now})
-    return dict(coin=coin, champion=back, was=now, **ev)
+    client, name = client or MlflowClient(), registered_name(coin)
+    def undo(con):   # inside the store's write lock: two rollbacks at once undo two moves, not the same one twice
+        moves = _read_moves(con, coin)
+        left = moves_not_undone(moves)
+        last = moves.set_index('id').loc[left[-1]] if left else None
+        if last is None or pd.isna(last['from_version']):
+            first = f" (v{int(last['to_version'])} has been the champion since its {last['action']} of {last['at'][:10]})" if left else ''
+            raise UserError(f"{coin}: no champion move left to undo in {store}{first}")
+        back, now = int(last['from_version']), int(resolve_version(coin, 'champion', client).version)
+        try: client.get_model_version(name, str(back))
+        except mlflow.exceptions.MlflowException:
+            raise UserError(f"{coin}: cannot roll back to v{back}: it was deleted from the registry {name} "
+                            f"(undoing the {last['action']} of {last['at'][:10]}, v{back} -> v{int(last['to_version'])})") from None
+        client.set_registered_model_alias(name, 'champion', str(back))
+        ev = dict(reason=f"rollback of the {last['action']} of {last['at']} (v{back} -> v{int(last['to_version'])})",
+                  champion_was=now, undoes=int(left[-1]))
+        con.execute(_INSERT_MOVE, _move_row(coin, 'rollback', now, back, ev, at))
+        return dict(coin=coin, champion=back, was=now, **ev)
+    with store_connection(store) as con: out = _transaction(con, undo)
+    _tag_versions(client, coin, [out['champion']], {'rollback.restored_from': out['was']})
+    return out
+
+# %% ../nbs/34_live.ipynb #1c103950
+REASON_TAGS = (('promotion', 'promotion.decision', 'promotion.reason'), ('shadow', 'shadow.decision', 'shadow.reason'))
+
+def version_reason(tags: dict) -> str:
+    "What the tags of a model version say about why it holds its place: train's promotion and the shadow decision."
+    parts = []
+    for what, decision, reason in REASON_TAGS:
+        said = [tags[k] for k in (decision, reason) if tags.get(k)]
+        if said: parts.append(f"{what}: {': '.join(said)}")
+    if tags.get('rollback.restored_from'): parts.append(f"rollback: restored in place of v{tags['rollback.restored_from']}")
+    return '; '.join(parts)
+
+def version_history(coin: str, client=None) -> pd.DataFrame:
+    "Every registered version of `coin`, oldest first: aliases, `val_rel_mae` (the validation score) and the reason kept on it."
+    import mlflow
+    from mlflow import MlflowClient
+    from cryptoforecast.tracking import registered_name, VAL_METRIC
+    client, name = client or MlflowClient(), registered_name(coin)
+    cols = ['version', 'aliases', VAL_METRIC, 'reason', 'run_id']
+    try: aliases = client.get_registered_model(name).aliases
+    except mlflow.exceptions.MlflowException: return pd.DataFrame(columns=cols)
+    order = lambda a: (ALIASES.index(a) if a in ALIASES else len(ALIASES), a)   # champion, challenger, then any other
+    held = lambda v: ','.join(a for a in sorted(aliases, key=order) if int(aliases[a]) == v)
+    score = lambda tags: pd.to_numeric(tags.get(VAL_METRIC), errors='coerce')
+    rows = [dict(version=int(mv.version), aliases=held(int(mv.version)), **{VAL_METRIC: score(mv.tags)},
+                 reason=version_reason(mv.tags), run_id=mv.run_id)
+            for mv in client.search_model_versions(f"name = '{name}'")]
+    return pd.DataFrame(rows, columns=cols).sort_values('version').reset_index(drop=True)
+
+def history_report(coin: str, versions: pd.DataFrame, moves: pd.DataFrame) -> str:
+    "The printed history of `coin`: a line per registered version, then a line per champion move."
+    from cryptoforecast.tracking import VAL_METRIC
+    lines = [f"{coin}: {len(versions)} registered version{'s' * (len(versions) != 1)}" if len(versions)
+             else f"{coin}: no registered version"]
+    for v in versions.itertuples(index=False):
+        score = getattr(v, VAL_METRIC)
+        lines.append(f"  v{v.version:<3} {v.aliases or '-':<22} {VAL_METRIC} {'n/a' if pd.isna(score) else f'{score:.4f}'}"
+                     f"  {v.reason or 'no reason recorded'}")
+    if not len(moves): return '\n'.join(lines + [f"{coin}: no champion moves recorded"])
+    left = set(moves_not_undone(moves))
+    lines.append(f"{coin}: champion moves, oldest first")
+    for m in moves.itertuples(index=False):
+        start = 'new' if pd.isna(m.from_version) else f"v{int(m.from_version)}"
+        undone = '' if m.action == 'rollback' or m.id in left else '  (undone)'
+        lines.append(f"  #{m.id:<3} {m.at[:10]}  {m.action:<8} {start} -> v{int(m.to_version)}{undone}")
+    return '\n'.join(lines)
 
 # %% ../nbs/34_live.ipynb #977273e1
 def register_challenger(run_id: str, coin: str, val_rel_mae: float, evaluation: dict|None = None, card: str|None = None) -> dict:
@@ -551,6 +726,8 @@ def retrain(coin: str, universe: dict, as_of=None, artifacts_dir=None, models=('
     card = (Path(r['run_dir']) / 'model_card.md')
     reg = register_challenger(r['mlflow']['run_id'], coin, report['headline']['val_rel_mae'], report['evaluation'],
                               card.read_text() if card.exists() else None)
+    if reg['promoted']:   # the coin's first version: its first champion, a move from none
+        record_move(store_path(artifacts_dir), coin, 'retrain', None, reg['version'], {'reason': 'first version: champion'}, at=as_of)
     return dict(r, **reg, data_last=report['data']['last'])
 
 # %% ../nbs/34_live.ipynb #aa11cab3
@@ -602,9 +779,14 @@ def plant_volatility(ohlcv: pd.DataFrame, start, factor: float) -> pd.DataFrame:
     return out
 
 # %% ../nbs/34_live.ipynb #ba18ffd2
+def _artifacts_arg(p) -> None:
+    from cryptoforecast.args import output_dir
+    p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', type=output_dir, default=None,
+                   help="the artifacts folder: MLflow store and forecasts.sqlite (default: artifacts/)")
+
 def _common(p) -> None:
     from cryptoforecast.args import existing_dir
-    p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', default=None, help="default: artifacts/")
+    _artifacts_arg(p)
     p.add_argument('--data-dir', type=existing_dir, help="the raw data folder (default: the config's)")
     p.add_argument('--as-of', type=_date_arg, default=None, help='set the clock to this day YYYY-MM-DD (later data is not read)')
 
@@ -617,12 +799,18 @@ def _alias_list(text: str) -> list[str]:
     try: return list(dict.fromkeys(alias_spec(t) for t in text.split(',')))
     except UserError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
+def _artifacts(a) -> Path:
+    "The artifacts folder of the parsed arguments `a`, after checking its forecast store can be read (a `StoreError` if not)."
+    art = Path(a.artifacts_dir or get_config().artifacts_dir).expanduser().resolve()
+    check_store(store_path(art))
+    return art
+
 def _setup(a) -> tuple[Path, dict]:
-    "The artifacts folder (MLflow set up in it) and the universe of the data folder (as of `--as-of` when given)."
+    "The artifacts folder (store checked, MLflow set up in it) and the universe of the data folder (as of `--as-of` when given)."
     import warnings
     from cryptoforecast.tracking import setup_mlflow
     from cryptoforecast.data import load_universe
-    art = Path(a.artifacts_dir or get_config().artifacts_dir).expanduser().resolve()
+    art = _artifacts(a)
     setup_mlflow(artifacts_dir=art)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # a coin left out of the universe is the data command's to report
@@ -630,14 +818,35 @@ def _setup(a) -> tuple[Path, dict]:
     return art, cut_universe(universe, a.as_of)
 
 def forecast_parser():
-    from cryptoforecast.args import ArgParser, coins
-    p = ArgParser(prog='cryptoforecast forecast', description='Forecast with registered models and append to the forecast store.')
+    from cryptoforecast.args import ArgParser, coins, non_negative_int
+    p = ArgParser(prog='cryptoforecast forecast', description='Forecast with registered models, print the forecasts as prices '
+                  '(median, 80% and 95% intervals per horizon) and append them to the forecast store.')
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument('--crypto', type=coins, help='comma-separated tickers, e.g. BTC,ETH')
     g.add_argument('--all', action='store_true', help='every coin with a registered model')
     p.add_argument('--alias', type=_alias_list, default=list(ALIASES), help='champion,challenger (default) or version numbers')
+    p.add_argument('--max-age', type=non_negative_int, default=MAX_DATA_AGE,
+                   help=f"warn (one line per coin on stderr) when a coin's data end more than this many days before today, "
+                        f"or before --as-of (default {MAX_DATA_AGE})")
     _common(p)
     return p
+
+def _forecast_one(coin: str, alias: str, a, universe: dict, store: Path, client) -> dict:
+    "Forecast one coin with one alias for `forecast_cli`: the result, or a row saying it was skipped or failed (said on stderr)."
+    try:
+        done = forecast_coin(coin, universe, [alias], a.as_of, store, client)[0]
+    except StoreError: raise   # the store, not the coin: nothing else can be stored either
+    except UserError as e:
+        print(f"{coin} {alias}: skipped: {e}", file=sys.stderr)
+        return dict(coin=coin, alias=alias, status='skipped')
+    except Exception as e:
+        print(f"{coin} {alias}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        if os.environ.get('CRYPTOFORECAST_DEBUG'): traceback.print_exc()
+        return dict(coin=coin, alias=alias, status='failed')
+    if done['in_sample']:
+        print(f"{coin} {alias}: note: v{done['version']} was trained on data up to {done['data_last'].date()}, after the origin "
+              f"{done['origin']}: this forecast is not out of sample (stored with in_sample = 1)", file=sys.stderr)
+    return done
 
 def forecast_cli(argv: list[str]) -> int:
     "`cryptoforecast forecast ...`: exit 0, or 1 when a coin of `--all` failed."
@@ -652,26 +861,13 @@ def forecast_cli(argv: list[str]) -> int:
         if missing: raise UserError(f"no data for {', '.join(missing)}" + (f" on or before {a.as_of}" if a.as_of else ''))
         for c in coins:
             for alias in a.alias: resolve_version(c, alias, client)
-    rows, failed = [], 0
-    for coin in tqdm(coins, desc='coins', unit='coin', disable=None):
-        for alias in a.alias:
-            try:
-                rows += forecast_coin(coin, universe, [alias], a.as_of, store, client)
-                seen = _data_last(resolve_version(coin, alias, client).run_id) if a.as_of else None
-                if seen is not None and seen > as_of_day(a.as_of):
-                    print(f"{coin} {alias}: note: v{rows[-1]['version']} was trained on data up to {seen.date()}, after --as-of "
-                          f"{a.as_of}: this forecast is not out of sample", file=sys.stderr)
-            except UserError as e:
-                print(f"{coin} {alias}: skipped: {e}", file=sys.stderr)
-                rows.append(dict(coin=coin, alias=alias, status='skipped'))
-            except Exception as e:
-                failed += 1
-                print(f"{coin} {alias}: failed: {type(e).__name__}: {e}", file=sys.stderr)
-                if os.environ.get('CRYPTOFORECAST_DEBUG'): traceback.print_exc()
-                rows.append(dict(coin=coin, alias=alias, status='failed'))
-    if rows: print(pd.DataFrame(rows).to_string(index=False))
-    print(f"store: {store}")
-    return 1 if failed else 0
+    for line in stale_data(universe, coins, a.as_of, a.max_age).values(): print(line, file=sys.stderr)
+    done = [_forecast_one(coin, alias, a, universe, store, client)
+            for coin in tqdm(coins, desc='coins', unit='coin', disable=None) for alias in a.alias]
+    made = [d for d in done if d['status'] == 'ok']
+    if made: print(price_report(price_forecast(pd.concat([d['rows'] for d in made]))) + '\n')
+    print(f"stored {sum(d['inserted'] for d in made)} new rows in {store}")
+    return 1 if any(d['status'] == 'failed' for d in done) else 0
 
 # %% ../nbs/34_live.ipynb #a8f18166
 def monitor_parser():
@@ -694,8 +890,11 @@ def monitor_cli(argv: list[str]) -> int:
     paths = write_monitor_report(table, art, a.as_of, a.window)
     if a.mlflow: log_monitor_metrics(table, a.as_of)
     show = ['coin', 'alias', 'horizon', 'version', 'n', 'rel_mae', 'exp_rel_mae', 'dm_p_worse', 'pinball_ratio', 'cov80',
-            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'vol_ratio', 'alerts']
+            'cov80_lo', 'cov80_hi', 'cov95', 'pit_ks_p', 'psi_ratio', 'vol_ratio', 'verdict']
     print(table[show].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    counts = table['status'].value_counts()
+    print(f"{counts.get('ok', 0)} ok, {counts.get('alert', 0)} with an alert, {counts.get('insufficient', 0)} not judged "
+          f"(not enough realised forecasts: fewer than {THRESHOLDS['min_n']})")
     print(f"report: {paths['json']}")
     return 3 if (table['alerts'] != '').any() else 0
 
@@ -708,12 +907,12 @@ def registry_parser():
     pr.add_argument('--coin', required=True, type=_one_coin)
     pr.add_argument('--min-forecasts', type=positive_int, default=30, help='shared realised forecasts needed (default 30)')
     _common(pr)
-    rb = sub.add_parser('rollback', help='restore the champion before the last move')
+    rb = sub.add_parser('rollback', help='undo the latest champion move not undone yet (again: one step further back)')
     rb.add_argument('--coin', required=True, type=_one_coin)
-    rb.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', default=None)
-    hi = sub.add_parser('history', help='the recorded champion moves')
-    hi.add_argument('--coin', type=_one_coin, default=None)
-    hi.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', default=None)
+    _artifacts_arg(rb)
+    hi = sub.add_parser('history', help='every registered version (aliases, validation score, reason) and the champion moves')
+    hi.add_argument('--coin', type=_one_coin, default=None, help='one coin (default: every coin registered or moved)')
+    _artifacts_arg(hi)
     return p
 
 def _one_coin(text: str) -> str:
@@ -732,14 +931,17 @@ def registry_cli(argv: list[str]) -> int:
         done = f"promoted v{r['challenger']}" if r['promoted'] else f"kept champion v{r['champion']}"
         print(f"{a.coin}: {done}: {r['reason']}")
         return 0
-    art = Path(a.artifacts_dir or get_config().artifacts_dir).expanduser().resolve()
+    art = _artifacts(a)
     setup_mlflow(artifacts_dir=art)
+    store = store_path(art)
     if a.action == 'rollback':
-        r = rollback(a.coin, store_path(art))
+        r = rollback(a.coin, store)
         print(f"{a.coin}: champion back to v{r['champion']} (was v{r['was']}): {r['reason']}")
         return 0
-    moves = champion_moves(store_path(art), a.coin)
-    print(moves.drop(columns=['evidence']).to_string(index=False) if len(moves) else 'no champion moves recorded')
+    moves = champion_moves(store, a.coin)
+    coins = [a.coin] if a.coin else sorted(set(registered_coins()) | set(moves['coin']))
+    if not coins: print(f"no registered model and no champion moves recorded in {store}")
+    for coin in coins: print(history_report(coin, version_history(coin), moves[moves['coin'] == coin]))
     return 0
 
 def retrain_parser():

@@ -72,16 +72,29 @@ def test_forecast_on_the_training_day_equals_training_forecast(trained, universe
     assert [d['inserted'] for d in live.forecast_coin(COIN, universe, live.ALIASES, CUT, live.store_path(dst))] == [0, 0]
 
 
-def test_forecast_cli(trained, tmp_path, capsys):
+def test_forecast_cli(trained, universe, tmp_path, capsys):
     art, _ = trained
     dst = clone(art, tmp_path / 'cli')
     _clear_mlflow_env()
     args = ('forecast', '--crypto', COIN, '--as-of', '2025-11-05', '--artifacts-dir', dst, '--data-dir', DATA_DIR)
     first = run_cli(*args)
     assert first.returncode == 0 and 'not out of sample' not in first.stderr, first.stderr[-2000:]
+    assert 'warning' not in first.stderr, first.stderr[-2000:]                # the data cut on --as-of are up to date
     import sqlite3
     count = lambda: sqlite3.connect(dst / 'forecasts.sqlite').execute('select count(*) from forecasts').fetchone()[0]
     assert count() == 6
+    # printed as prices: per alias and horizon the median and the 80% and 95% bounds of the stored quantiles
+    from cryptoforecast import live
+    stored = live.read_forecasts(dst / 'forecasts.sqlite', COIN, 'champion').sort_values('horizon')
+    assert stored['in_sample'].tolist() == [0, 0, 0]                        # v1 saw data up to CUT, before the origin
+    head = f"BTC champion v1 ({stored['model'].iloc[0]}): origin 2025-11-05, close {live.price_text(stored['close_origin'].iloc[0])}"
+    assert head in first.stdout, first.stdout
+    for h, row in zip((1, 7, 30), stored.to_dict('records')):
+        price = lambda q: live.price_text(row['close_origin'] * np.exp(row[q]))
+        line = next(l for l in first.stdout.splitlines() if l.strip().startswith(f"{h} d "))
+        assert line.split()[3] == price('q0.5') and f"{price('q0.1')} - {price('q0.9')}" in line, first.stdout
+        assert f"{price('q0.025')} - {price('q0.975')}" in line, first.stdout
+    assert 'stored 6 new rows in' in first.stdout, first.stdout
     from cryptoforecast.cli import main
     _clear_mlflow_env()
     assert main([*map(str, args)]) == 0 and count() == 6      # idempotent
@@ -95,7 +108,20 @@ def test_forecast_cli(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error:') and 'NOSUCHCOIN' in err, err
     assert main(['forecast', '--crypto', COIN, '--as-of', '2025-10-01', '--artifacts-dir', str(dst), '--data-dir', str(DATA_DIR)]) == 0
-    assert 'trained on data up to 2025-10-31, after --as-of 2025-10-01' in capsys.readouterr().err   # in-sample: said so
+    assert 'trained on data up to 2025-10-31, after the origin 2025-10-01' in capsys.readouterr().err   # in-sample: said so
+    early = live.read_forecasts(dst / 'forecasts.sqlite', COIN)
+    assert early.loc[early['origin'] == '2025-10-01', 'in_sample'].tolist() == [1] * 6    # and stored so: no track record
+    assert early.loc[early['origin'] == '2025-11-05', 'in_sample'].tolist() == [0] * 6
+    # without --as-of: today is later than the data's last day by more than --max-age: one warning line per coin
+    last = universe[COIN].index[-1]
+    age = (pd.Timestamp.now(tz='UTC').normalize() - last).days
+    argv = ['forecast', '--crypto', COIN, '--alias', 'champion', '--artifacts-dir', str(dst), '--data-dir', str(DATA_DIR)]
+    assert main(argv) == 0
+    warned = [l for l in capsys.readouterr().err.splitlines() if 'warning' in l]
+    if age > 3: assert warned == [f"BTC: warning: its data end on {last.date()}, {age} days before "
+                                  f"{pd.Timestamp.now(tz='UTC').date()} (more than 3): the forecast is from {last.date()}'s prices; "
+                                  "update the data folder"], warned
+    assert main([*argv, '--max-age', str(age)]) == 0 and 'warning' not in capsys.readouterr().err
 
 
 _WRITER = """
@@ -268,7 +294,8 @@ def test_live_evidence_promotes_a_better_challenger_keeps_a_worse_one_and_rollba
     # rollback: the champion before the last move comes back
     back = live.rollback(COIN, store)
     assert back['champion'] == 1 and champion() == 1
-    assert live.champion_moves(store, COIN)['action'].tolist() == ['promote', 'rollback']
+    assert live.champion_moves(store, COIN)['action'].tolist() == ['retrain', 'promote', 'rollback']   # v1: the first champion
+    with pytest.raises(live.UserError, match='no champion move left to undo'): live.rollback(COIN, store)   # never back to v2
 
 
 def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
@@ -288,6 +315,12 @@ def test_monitor_cli_report_and_alert_exit_code(trained, universe, tmp_path):
     assert run.data.metrics['live.champion.h1.rel_mae'] == pytest.approx(h1['rel_mae']) and h1['n'] == 22
     report = json.loads((a / 'monitor' / '2025-12-15.json').read_text())
     assert report['as_of'] == '2025-12-15' and len(report['rows']) == len(table) and (a / 'monitor' / '2025-12-15.md').exists()
+    # the 30-day forecasts of origins up to 2025-11-15 are realised: 16, fewer than min_n, so not judged
+    h30 = table[table['horizon'] == 30].iloc[0]
+    assert h30['n'] == 16 and h30['status'] == 'insufficient' and h30['alerts'] == ''
+    assert h30['verdict'] == 'not enough realised forecasts (16 of 20)'
+    assert [r['status'] for r in report['rows']] == table['status'].tolist() and report['statuses']['insufficient'] >= 1
+    assert h1['status'] == ('alert' if h1['alerts'] else 'ok')
     assert (a / 'monitor' / 'index.md').read_text() == (a / 'monitor' / '2025-12-15.md').read_text()
     from cryptoforecast.site import build_site   # the report page in the site
     site = build_site(tmp_path / 'site', tmp_path / 'no-runs', tmp_path / 'no-docs', execute=False, monitor_dir=a / 'monitor')

@@ -153,3 +153,72 @@ def test_keras_flavor_with_signature(store):
     assert info.signature is not None
     out = mlflow.pyfunc.load_model(info.model_uri).predict(X)
     np.testing.assert_allclose(np.asarray(out), net.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    "Run `cryptoforecast *argv` in this process: exit code, stdout, stderr."
+    from cryptoforecast.cli import main
+    code = main([*map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _trained_with_moves(store_dir: Path, scores=(0.95, 0.90, 0.85)) -> Path:
+    "Versions of BTC trained with `scores` (each better: each promoted), every promotion recorded as a `train` move."
+    from cryptoforecast import live
+    forecasts = live.store_path(store_dir)
+    before = None                                            # the first version is the first champion: moved from none
+    for score in scores:
+        r = train_run('BTC', score)
+        assert r['promoted']
+        live.record_move(forecasts, 'BTC', 'train', before, r['version'], {'val_rel_mae': score})
+        before = r['version']
+    return forecasts
+
+
+def test_rollback_walks_back_through_the_moves_and_never_toggles(store, capsys):
+    import json
+    from cryptoforecast import live
+    forecasts = _trained_with_moves(store)
+    assert aliases('BTC')['champion'] == 3
+    assert [live.rollback('BTC', forecasts)['champion'] for _ in range(2)] == [2, 1]   # one step further back each time
+    assert aliases('BTC')['champion'] == 1
+    code, out, err = _cli(capsys, 'registry', 'rollback', '--coin', 'BTC', '--artifacts-dir', store)
+    assert code == 2 and err.startswith('error:') and err.strip().count('\n') == 0, err      # nothing left to undo
+    assert 'no champion move left to undo' in err and aliases('BTC')['champion'] == 1
+    moves = live.champion_moves(forecasts, 'BTC')
+    assert moves['action'].tolist() == ['train'] * 3 + ['rollback'] * 2
+    assert [json.loads(e)['undoes'] for e in moves['evidence'].iloc[3:]] == [3, 2]       # the ids of the moves undone
+    # a new move after the rollbacks is the next one undone
+    live.record_move(forecasts, 'BTC', 'promote', 1, 3, {})
+    MlflowClient().set_registered_model_alias('cryptoforecast-BTC', 'champion', '3')
+    assert live.rollback('BTC', forecasts)['champion'] == 1
+
+
+def test_rollback_to_a_deleted_version_is_refused_in_one_line(store, capsys):
+    forecasts = _trained_with_moves(store, scores=(0.95, 0.90))
+    MlflowClient().delete_model_version('cryptoforecast-BTC', '1')
+    code, out, err = _cli(capsys, 'registry', 'rollback', '--coin', 'BTC', '--artifacts-dir', store)
+    assert code == 2 and err.startswith('error:') and err.strip().count('\n') == 0 and 'Traceback' not in err, err
+    assert 'cannot roll back to v1: it was deleted from the registry' in err, err
+    assert aliases('BTC')['champion'] == 2
+    from cryptoforecast import live
+    assert live.champion_moves(forecasts, 'BTC')['action'].tolist() == ['train', 'train']   # nothing recorded
+
+
+def test_history_shows_every_version_its_aliases_score_and_reason_then_the_moves(store, capsys):
+    from cryptoforecast import live
+    forecasts = _trained_with_moves(store, scores=(0.95,))
+    train_run('BTC', 0.97)                                   # worse: kept as challenger (no move)
+    code, out, err = _cli(capsys, 'registry', 'history', '--coin', 'BTC', '--artifacts-dir', store)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == 'BTC: 2 registered versions', out
+    v1 = next(l for l in lines if l.strip().startswith('v1 '))
+    v2 = next(l for l in lines if l.strip().startswith('v2 '))
+    assert 'champion' in v1 and 'val_rel_mae 0.9500' in v1 and 'promoted to champion: first version of the model' in v1, out
+    assert v2.split()[1] == 'challenger' and 'val_rel_mae 0.9700' in v2, out
+    assert 'kept champion v1' in v2, out
+    assert 'BTC: champion moves, oldest first' in out and 'train    new -> v1' in out, out
+    history = live.version_history('BTC')
+    assert history['version'].tolist() == [1, 2] and history['aliases'].tolist() == ['champion', 'challenger']
