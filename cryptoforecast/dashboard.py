@@ -570,12 +570,12 @@ def trained_until(coin: str, artifacts_dir) -> dict:
     return out
 
 def mark_out_of_sample(forecasts: pd.DataFrame, seen: dict) -> pd.DataFrame:
-    """`forecasts` with `out_of_sample`: False where the model was trained on data after the origin (`seen`: run id -> its
-    last day); the store's own `out_of_sample` where it has one; True where neither is known."""
+    """`forecasts` with `out_of_sample`: the store's word where it has one (its `in_sample` is 1 when the model was trained on
+    data after the origin); else False where `seen` (run id -> the last day it trained on) says so; True where neither knows."""
     last = forecasts['run_id'].map(seen) if 'run_id' in forecasts else pd.Series(pd.NaT, index=forecasts.index)
     ours = ~(pd.to_datetime(last, utc=True) > forecasts['origin'])
-    if 'out_of_sample' not in forecasts: return forecasts.assign(out_of_sample=ours.astype(bool))
-    stored = forecasts['out_of_sample']
+    if 'in_sample' not in forecasts: return forecasts.assign(out_of_sample=ours.astype(bool))
+    stored = forecasts['in_sample'].map({1: False, 0: True})
     return forecasts.assign(out_of_sample=stored.where(stored.notna(), ours).astype(bool))
 
 def live_track(coin: str, artifacts_dir=None, ohlcv: pd.DataFrame|None = None, data_dir=None, now=None) -> LiveTrack:

@@ -515,6 +515,9 @@ def write_monitor_report(table: pd.DataFrame, artifacts_dir, as_of=None, window:
     day = as_of_day(as_of) or pd.Timestamp.now(tz='UTC').normalize()
     base = Path(artifacts_dir) / 'monitor' / f"{day:%Y-%m-%d}"
     th = {**THRESHOLDS, **(thresholds or {})}
+    if 'status' not in table:   # a table from before the statuses, or made by hand: judged here the same way
+        judged = [monitor_status(r, th) for r in table.to_dict('records')]
+        table = table.assign(status=[j[0] for j in judged], verdict=[j[1] for j in judged])
     statuses = {k: int((table['status'] == k).sum()) for k in MONITOR_STATUSES}
     doc = dict(as_of=str(day.date()), created_at=pd.Timestamp.now(tz='UTC').isoformat(), window=window, thresholds=th,
                alerts=int((table['alerts'] != '').sum()), statuses=statuses, rows=json.loads(table.to_json(orient='records')))
