@@ -18,13 +18,13 @@ from .features import targets, warmup_days
 
 # %% auto #0
 __all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'LONG_RUN_WINDOW', 'LONG_RUN_MIN',
-           'LONG_RUN_WEIGHT', 'ESTIMATORS', 'volatility_frame', 'daily_returns', 'parkinson_variance', 'predictions',
-           'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter', 'garch_horizon_sums',
-           'linear_constraint_jacobians', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
-           'frame_positions', 'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors', 'PooledHAR', 'CombinedVol',
-           'WeekdayVol', 'long_run_variance', 'long_run_weight', 'ProjectVol', 'pooled_fits', 'forecast_folds',
-           'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike', 'fold_volatility', 'pool_volatility',
-           'fold_sigma']
+           'LONG_RUN_WEIGHT', 'ESTIMATORS', 'VOLATILITY_MODELS', 'DEFAULT_VOLATILITY', 'volatility_frame',
+           'daily_returns', 'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol',
+           'garch_filter', 'garch_horizon_sums', 'linear_constraint_jacobians', 'GARCHVol', 'har_features',
+           'future_log_rv', 'training_origins', 'frame_positions', 'HARVol', 'weekday_factors', 'next_day_ratio',
+           'span_factors', 'PooledHAR', 'CombinedVol', 'WeekdayVol', 'long_run_variance', 'long_run_weight',
+           'ProjectVol', 'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike',
+           'fold_estimator', 'fold_volatility', 'pool_volatility', 'fold_sigma']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
 OHLC = ['open', 'high', 'low', 'close']
@@ -447,6 +447,8 @@ class ProjectVol(CombinedVol):
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
               'gjr': lambda: GARCHVol(o=1), 'har': HARVol, 'combo': CombinedVol, 'combo_wd': WeekdayVol}
 
+VOLATILITY_MODELS = (*ESTIMATORS, 'pooled_har', 'project')   # what a forecaster's `volatility` may name
+
 def pooled_fits(folds_by_coin: dict, fit_coins=None, cache=None):
     "`(E, PooledHAR fitted at E or None, the folds whose training ends on E)` for every training end E of `folds_by_coin`, in order."
     every = [f for folds in folds_by_coin.values() for f in folds]
@@ -510,11 +512,23 @@ def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',
     return out.join(pooled.rename('pooled_qlike')).reset_index()
 
 # %% ../nbs/09_volatility.ipynb #449eed61
-def fold_volatility(fold: Fold):
-    "`ProjectVol` fitted on `fold`'s training part with the pooled HAR `pool_volatility` gave the fold (fitted once, kept on the fold)."
-    est = fold.__dict__.get('_volatility')
-    if est is None: est = fold.__dict__['_volatility'] = ProjectVol().fit(fold, pooled=fold.__dict__.get('_pooled_har'))
-    return est
+DEFAULT_VOLATILITY = 'project'
+
+def fold_estimator(fold: Fold, name: str):
+    "The volatility model `name` fitted on `fold`'s training part: one of `ESTIMATORS`, the fold's `pooled_har`, or `project`."
+    if name == 'project': return ProjectVol().fit(fold, pooled=fold.__dict__.get('_pooled_har'))
+    if name == 'pooled_har':
+        pooled = fold.__dict__.get('_pooled_har')
+        return (pooled if pooled is not None else PooledHAR().fit(fold)).for_coin(fold)
+    if name not in ESTIMATORS: raise ValueError(f"unknown volatility model {name!r}; known: {', '.join(VOLATILITY_MODELS)}")
+    return ESTIMATORS[name]().fit(fold)
+
+def fold_volatility(fold: Fold, name: str|None = None):
+    "The fold's volatility model `name` (default `DEFAULT_VOLATILITY`) with what `pool_volatility` gave the fold (fitted once, kept on the fold)."
+    name = DEFAULT_VOLATILITY if name is None else name
+    kept = fold.__dict__.setdefault('_volatility', {})
+    if name not in kept: kept[name] = fold_estimator(fold, name)
+    return kept[name]
 
 def pool_volatility(folds_by_coin: dict, fit_coins=None) -> dict:
     "Give every fold the HAR pooled at its training end across the coins of `folds_by_coin` (or of `fit_coins`); returns the folds."
@@ -527,7 +541,7 @@ def pool_volatility(folds_by_coin: dict, fit_coins=None) -> dict:
 def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
     "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
     est = estimator or fold_volatility(fold)
-    kept = fold.__dict__.get('_variance')            # every model of the fold asks for the same forecasts, part by part
-    if kept is None or kept[0] is not est: kept = fold.__dict__['_variance'] = (est, est.variance(fold))
-    var = kept[1]
+    kept = fold.__dict__.setdefault('_variance', {})   # every model of the fold asks for the same forecasts, part by part
+    if id(est) not in kept or kept[id(est)][0] is not est: kept[id(est)] = (est, est.variance(fold))
+    var = kept[id(est)][1]
     return np.sqrt(np.stack([var[h].reindex(origins).to_numpy(float) for h in fold.horizons], 1))
