@@ -135,7 +135,7 @@ def run_backtest(coins=None, models=('naive', 'drift', 'lightgbm'), horizons=Non
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     every = sorted(set(coins) | set(train_coins or ()))
     folds, skipped = coin_folds(universe, every, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
-    pool_volatility(folds, fit_coins=train_coins)   # every fold's sigma reads the HAR pooled across the (training) coins
+    pool_volatility(folds, fit_coins=train_coins, seed=seed)   # the pooled HAR, learner and stack of the (training) coins
     per_coin = [m for m in models if not model_entry(m).is_global]
     global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)
