@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from cryptoforecast.args import ArgParser, output_dir, output_file, positive_int, seed as seed_arg, source_arg
+from cryptoforecast.atomic import write_csv
 from cryptoforecast.backtest import coin_folds, format_table, run_backtest, summarize
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
@@ -49,6 +50,7 @@ from cryptoforecast.calibration import calibrate_pooled
 from cryptoforecast.errors import UserError, exit_status
 from cryptoforecast.forecaster import model_class, model_entry, model_names
 from cryptoforecast.metrics import score_predictions
+from cryptoforecast.volatility import relative_qlike
 
 SKILL_COLUMNS = ['model', 'horizon', 'coins', 'rel_mae', 'beats_rw', 'dm_beats_rw', 'dir_acc', 'shrink', 'pinball_ratio',
                  'pinball_beats_rw', 'crps', 'cov80', 'cov95', 'kupiec_ok80', 'kupiec_ok95']
@@ -85,6 +87,20 @@ def period_summary(preds: pd.DataFrame) -> pd.DataFrame:
     rows = p.drop_duplicates(['coin', 'origin', 'horizon'] + (['fold'] if 'fold' in p.columns else []))
     rw = rows['actual'].abs().groupby([rows['horizon'], rows['year']]).mean().rename('rw_mae')
     return out.reset_index().join(rw, on=['horizon', 'year'])
+
+def sigma_qlike(preds: pd.DataFrame, baseline: str = 'garch') -> pd.DataFrame:
+    "QLIKE of each model's own `sigma` against the squared h-day return, relative to `baseline`'s, median over coins per horizon."
+    rows = preds.dropna(subset=['actual', 'sigma']).rename(columns={'model': 'estimator'})
+    if baseline not in set(rows['estimator']): return pd.DataFrame()
+    return relative_qlike(rows, baseline, by=['horizon']).rename(columns={'estimator': 'model'})
+
+def write_tables(preds: pd.DataFrame, folder) -> None:
+    "The summary, the calendar-year split and the sigma QLIKE as CSV files in `folder`."
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, table in (('skill.csv', skill_summary(preds)), ('skill_by_year.csv', period_summary(preds)),
+                        ('sigma_qlike.csv', sigma_qlike(preds))):
+        write_csv(table, Path(folder) / name, index=False)
+    print(f"tables written to {folder}: skill.csv, skill_by_year.csv, sigma_qlike.csv")
 
 def eligible(universe: dict, coins, a) -> tuple[list, dict]:
     "Coins with enough history for the folds, and why the others are skipped."
@@ -132,6 +148,8 @@ def main():
                    help='use FILE for COIN where two files of the coin disagree (such coins are left out otherwise)')
     p.add_argument('--preds', default=None, help='summarise this predictions frame (parquet, from --out or --raw) instead of running')
     p.add_argument('--raw', type=output_file, default=None, help='also write the uncalibrated validation and test predictions here (parquet)')
+    p.add_argument('--tables', type=output_dir, default=None,
+                   help="also write the tables (and each model's sigma QLIKE relative to garch's) as CSV into this folder")
     a = p.parse_args()
     if a.preds:
         try: preds = pd.read_parquet(a.preds)
@@ -140,6 +158,7 @@ def main():
         print(format_table(skill_summary(preds), SKILL_COLUMNS))
         print('\nby calendar year of the origin (rw_mae: mean |actual|, the random walk\'s MAE, i.e. how wild the year was):')
         print(format_table(period_summary(preds), PERIOD_COLUMNS))
+        if a.tables: write_tables(preds, a.tables)
         return
     models = a.models.split(',')
     if a.cached_only and not a.cache_dir: raise UserError('--cached-only needs --cache-dir')
@@ -182,5 +201,6 @@ def main():
     print(f"\nwall time: {wall/60:.1f} min   peak memory (max RSS of this process): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024:.0f} MiB"
           f"   children: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024:.0f} MiB")
     print("skipped: " + ', '.join(sorted(skipped)))
+    if a.tables: write_tables(preds, a.tables)
 
 if __name__ == '__main__': sys.exit(exit_status(main))

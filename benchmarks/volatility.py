@@ -4,22 +4,25 @@ Run: CRYPTOFORECAST_DATA_DIR=../shared/data/raw .venv/bin/python benchmarks/vola
 Every coin with enough history for the backtest's walk-forward folds (5 folds x 146 test days, its validation size
 and fewest training days); each estimator is fitted on each fold's training part and scored on its test origins
 against the squared h-day log return (`project`, the pooled HAR with the weekday-adjusted combination, pulled toward
-the coin's last-year variance at 7 and 30 days, is the sigma every forecast's intervals are scaled by). Prints, per
+the coin's last-year variance at 7 and 30 days; `learned`, the global LightGBM of the log range variance; `stack`, all of
+them combined in log space with weights fitted on pooled validation QLIKE, the default sigma of the point models). Prints, per
 horizon: the median over coins of QLIKE / the baseline's QLIKE (below 1 is better), the share of coins where the
 estimator beats the baseline, and the pooled QLIKE; then the same split by fold and by the year of the test origin;
 then the seconds each estimator took and the wall time.
 Goal (for information): the best estimator's median ratio <= 0.90, 0.92, 0.85 at 1, 7, 30 days, below 1 on >= 90% of coins.
 """
 import argparse, sys, time, warnings
+from pathlib import Path
 
 import pandas as pd
 
 from cryptoforecast.backtest import MIN_TRAIN, VAL_SIZE
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
+from cryptoforecast.atomic import write_csv
 from cryptoforecast.dataset import walk_forward
 from cryptoforecast.errors import exit_status
-from cryptoforecast.volatility import ESTIMATORS, forecast_folds, relative_qlike, score_volatility, volatility_frame
+from cryptoforecast.volatility import ESTIMATORS, POOLED_MODELS, forecast_folds, relative_qlike, score_volatility, volatility_frame
 
 N_FOLDS, TEST_SIZE = 5, 146
 
@@ -42,6 +45,7 @@ def table(preds: pd.DataFrame, by) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--coins', default=None, help='comma-separated coins (default: every coin with enough history)')
+    ap.add_argument('--results', default=None, help='also write the tables (per horizon, by year) as CSV files into this folder')
     args = ap.parse_args()
     t0 = time.perf_counter()
     cfg = get_config()
@@ -59,7 +63,7 @@ def main():
         seconds[name] = time.perf_counter() - t
     t = time.perf_counter()
     parts.append(forecast_folds(folds, estimators=(), pooled=True))
-    seconds['pooled_har and project'] = time.perf_counter() - t
+    seconds[' and '.join(POOLED_MODELS)] = time.perf_counter() - t
     preds = pd.concat(parts, ignore_index=True)
     preds['year'] = preds['origin'].dt.year
     print("\nQLIKE relative to the 30-day rolling variance, test origins of every fold, per horizon")
@@ -82,6 +86,11 @@ def main():
     t = relative_qlike(preds, 'roll30', by=['horizon', 'year'])
     wide = t.pivot_table(index=['estimator', 'year'], columns='horizon', values=['median_ratio', 'beats_base', 'coins'])
     print(wide.round(2).to_string())
+    if args.results:
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        for name, by in (('volatility_qlike.csv', ['horizon']), ('volatility_qlike_by_year.csv', ['horizon', 'year'])):
+            write_csv(relative_qlike(preds, 'roll30', by=by), f"{args.results}/{name}", index=False)
+        print(f"\ntables written to {args.results}/volatility_qlike.csv and volatility_qlike_by_year.csv")
     print("\nseconds per estimator (all coins and folds): " + ', '.join(f"{k} {v:.1f}" for k, v in seconds.items()))
     print(f"wall time {time.perf_counter() - t0:.1f}s")
 

@@ -20,7 +20,7 @@ from .data import load_universe
 from .features import build_features, market_context
 from .dataset import walk_forward
 from .metrics import score_predictions
-from .forecaster import DEFAULT_MODELS, make_model, model_class, model_entry, model_names, stacked_by_default
+from .forecaster import DEFAULT_MODELS, make_model, model_class, model_entry, model_names, stacked_by_default, volatility_uses
 from .calibration import calibrate_pooled
 from .volatility import pool_volatility
 
@@ -143,7 +143,8 @@ def run_backtest(coins=None, models=DEFAULT_MODELS, horizons=None, n_folds=5, te
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     every = sorted(set(coins) | set(train_coins or ()))
     folds, skipped = coin_folds(universe, every, cfg, n_folds, test_size, progress, val_size=val_size, min_train=min_train)
-    pool_volatility(folds, fit_coins=train_coins)   # every fold's sigma reads the HAR pooled across the (training) coins
+    # the pooled HAR, and the learner and stack where a model reads them, of the (training) coins
+    pool_volatility(folds, fit_coins=train_coins, seed=seed, uses=volatility_uses(models, model_kwargs))
     per_coin = [m for m in models if not model_entry(m).is_global]
     global_models = [m for m in models if model_entry(m).is_global]
     bar = dict(unit='coin', disable=None if progress else True)

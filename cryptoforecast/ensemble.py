@@ -11,7 +11,6 @@ import pandas as pd
 from scipy.optimize import linprog
 
 from .forecaster import Forecaster, fold_actuals
-from .volatility import fold_volatility
 
 # %% auto #0
 __all__ = ['VOL_REGIMES', 'TREND_REGIMES', 'log_returns', 'volatility_percentile', 'vol_regime', 'fit_markov_volatility',
@@ -159,8 +158,8 @@ class EnsembleForecaster(Forecaster):
 
     def __init__(self, members=('naive', 'drift', 'lightgbm'), regime: str|None = 'vol', markov: bool = False,
                  kappa: float = 20.0, rw_weight: float = 0.5, halflife: float = 60.0, power: float = 1.0,
-                 member_kwargs: dict|None = None, seed: int = 42):
-        super().__init__(seed=seed)
+                 member_kwargs: dict|None = None, seed: int = 42, volatility: str|None = None):
+        super().__init__(seed=seed, volatility=volatility)
         if regime == 'markov': markov = True
         self.members, self.regime, self.markov = tuple(members), regime, markov
         self.kappa, self.rw_weight, self.halflife, self.power = kappa, rw_weight, halflife, power
@@ -195,7 +194,7 @@ class EnsembleForecaster(Forecaster):
         self._remember(fold)
         self.members_ = list(members.values())
         self.fit_stack(fold)
-        self.volatility_[fold.coin] = fold_volatility(fold)
+        self.fit_volatility(fold)
         return self.calibrate(fold)
 
     def fit_stack(self, fold) -> EnsembleForecaster:
@@ -276,7 +275,7 @@ class GlobalEnsemble(EnsembleForecaster):
         mean, y = self._outputs(fold, 'val'), fold_actuals(fold, origins, self.horizons)
         self.history_ = dict(origins=origins, mean=mean, y=y)
         self.coins_[fold.coin] = self.members_, self.regimes_, self.history_
-        self.volatility_[fold.coin] = fold_volatility(fold)
+        self.fit_volatility(fold)
         sigma = self.sigma(fold, origins)
         return mean / sigma[..., None], y / sigma, self._labels(fold, origins)
 

@@ -13,15 +13,15 @@ import pandas as pd
 
 from .metrics import QUANTILES, quantile_col
 from .dataset import target_col
-from .volatility import fold_sigma, fold_volatility
+from .volatility import DEFAULT_VOLATILITY, fold_sigma, fold_volatility
 from .calibration import Calibration
 from .atomic import write_bytes
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['BASELINES', 'MODELS', 'DEFAULT_MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk', 'Drift',
-           'ARIMA', 'ModelEntry', 'register_model', 'model_names', 'model_entry', 'stacked_by_default', 'model_class',
-           'make_model']
+__all__ = ['NORMAL_Z90', 'BASELINES', 'MODELS', 'DEFAULT_MODELS', 'predictions_frame', 'fold_actuals', 'Forecaster', 'RandomWalk',
+           'Drift', 'ARIMA', 'ModelEntry', 'register_model', 'model_names', 'model_entry', 'stacked_by_default',
+           'model_class', 'make_model', 'volatility_uses']
 
 # %% ../nbs/06_forecaster.ipynb #6e6da330
 def predictions_frame(coin: str, model: str, origins: pd.DatetimeIndex, horizons, mean: np.ndarray, q: np.ndarray,
@@ -49,6 +49,8 @@ def fold_actuals(fold, origins, horizons) -> np.ndarray:
     return np.stack([fold.frame[target_col(h)].reindex(origins).to_numpy(dtype=float) for h in horizons], 1)
 
 # %% ../nbs/06_forecaster.ipynb #4b2735a0
+NORMAL_Z90 = 1.2815515655446004   # the standard normal's 90% quantile: a central 80% interval is +-1.28 sd wide
+
 class Forecaster:
     "Base class: fit on a fold, predict mean and quantiles of the h-day log return for every horizon."
     name = 'forecaster'
@@ -57,10 +59,11 @@ class Forecaster:
     needs_windows = False   # a sequence model: lookback windows, `epochs`, a training `history`
     is_ensemble = False     # combines other registered models (`from_fitted`)
     is_peer = False         # an off-the-shelf baseline, scored beside the project's models, stacked only when named
+    own_volatility = False  # its sigma is its own forecast (`own_sigma`); else the volatility model chosen for it
     history = None          # per-epoch training metrics, for models that train in epochs
 
-    def __init__(self, seed: int = 42, **params):
-        self.seed, self.params = seed, params
+    def __init__(self, seed: int = 42, volatility: str|None = None, **params):
+        self.seed, self.params, self.volatility = seed, params, volatility   # volatility: a name of `VOLATILITY_MODELS`
         self.calibration_, self.volatility_ = {}, {}
 
     def _fit(self, fold): raise NotImplementedError
@@ -70,13 +73,22 @@ class Forecaster:
 
     def origins(self, fold, part) -> pd.DatetimeIndex: return getattr(fold, part)
 
+    def fit_volatility(self, fold) -> None:
+        "Keep the volatility model chosen for this model (`volatility`, default the project's) fitted on `fold`'s training part."
+        self.volatility_[fold.coin] = fold_volatility(fold, getattr(self, 'volatility', None))   # older pickles: the default
+
     def sigma(self, fold, origins) -> np.ndarray:
         "Forecast sd `[n, H]` of the h-day log return at `origins`, by the volatility model fitted on this coin's training part."
         return fold_sigma(fold, origins, self.volatility_.get(fold.coin))
 
+    def own_sigma(self, fold, part: str, q: np.ndarray) -> np.ndarray:
+        "A model with its own volatility: sd `[n, H]` of the h-day log return at the origins of `part`, from its quantiles `q`."
+        lo, hi = QUANTILES.index(0.1), QUANTILES.index(0.9)
+        return (q[..., hi] - q[..., lo]) / (2 * NORMAL_Z90)   # its central 80% interval read as a normal one
+
     def calibrate(self, fold) -> Forecaster:
         "Fit this coin's shrinkage and residual quantiles on `fold`'s validation part (the model being fitted)."
-        self.volatility_[fold.coin] = fold_volatility(fold)
+        self.fit_volatility(fold)
         origins = self.origins(fold, 'val')
         point, _ = self._predict(fold, 'val')
         actual = fold_actuals(fold, origins, self.horizons)
@@ -105,7 +117,7 @@ class Forecaster:
         "Fit on the fold's training part; calibrate on its validation part."
         self._remember(fold)
         self._fit(fold)
-        self.volatility_[fold.coin] = fold_volatility(fold)
+        if not self.own_volatility: self.fit_volatility(fold)
         if self.calibrated: self.calibrate(fold)
         return self
 
@@ -113,7 +125,7 @@ class Forecaster:
         "At the origins of `part`: `origins`, `point` and `mean` [n, H], `q` [n, H, Q] (sorted) and `sigma` [n, H]."
         origins = self.origins(fold, part)
         point, q = self._predict(fold, part)
-        sigma = self.sigma(fold, origins)
+        sigma = self.own_sigma(fold, part, q) if self.own_volatility else self.sigma(fold, origins)
         mean = point
         if self.calibrated:
             cal = self.calibration_.get(fold.coin)
@@ -242,14 +254,15 @@ class ModelEntry:
     needs_windows: bool = False
     is_ensemble: bool = False
     is_peer: bool = False
+    own_volatility: bool = False
 
 MODELS: dict[str, ModelEntry] = {}
 
 def register_model(name: str, path: str, *, is_global: bool = False, needs_windows: bool = False, is_ensemble: bool = False,
-                   is_peer: bool = False, **kwargs) -> ModelEntry:
+                   is_peer: bool = False, own_volatility: bool = False, **kwargs) -> ModelEntry:
     "Register the class at `path` ('module:Class') under `name`, with constructor defaults `kwargs`; returns the entry."
     if ':' not in path: raise ValueError(f"model path must be 'module:Class', got {path!r}")
-    MODELS[name] = ModelEntry(name, path, dict(kwargs), is_global, needs_windows, is_ensemble, is_peer)
+    MODELS[name] = ModelEntry(name, path, dict(kwargs), is_global, needs_windows, is_ensemble, is_peer, own_volatility)
     return MODELS[name]
 
 def model_names(**capabilities) -> list[str]:
@@ -282,9 +295,9 @@ def make_model(name: str, seed: int = 42, **kwargs) -> Forecaster:
 register_model('naive', 'cryptoforecast.forecaster:RandomWalk')
 register_model('drift', 'cryptoforecast.forecaster:Drift')
 register_model('arima', 'cryptoforecast.forecaster:ARIMA')
-register_model('garch', 'cryptoforecast.peers:GARCHForecaster', is_peer=True)
-register_model('ets', 'cryptoforecast.peers:ETSForecaster', is_peer=True)
-register_model('autoarima', 'cryptoforecast.peers:AutoARIMAForecaster', is_peer=True)
+register_model('garch', 'cryptoforecast.peers:GARCHForecaster', is_peer=True, own_volatility=True)
+register_model('ets', 'cryptoforecast.peers:ETSForecaster', is_peer=True, own_volatility=True)
+register_model('autoarima', 'cryptoforecast.peers:AutoARIMAForecaster', is_peer=True, own_volatility=True)
 register_model('lightgbm', 'cryptoforecast.lightgbm:LightGBMForecaster')
 register_model('lightgbm_stacked', 'cryptoforecast.lightgbm:LightGBMForecaster', mode='stacked')
 register_model('lightgbm_global', 'cryptoforecast.lightgbm:GlobalLightGBM', is_global=True)
@@ -298,3 +311,11 @@ register_model('ensemble_global', 'cryptoforecast.ensemble:GlobalEnsemble', is_g
 # what `train` and `backtest` fit unless told otherwise: the models the benchmarks give weight (the ensemble's default
 # members); the per-coin deep models earn none there and cost minutes per coin, so they are one flag away (`--models ...,lstm`)
 DEFAULT_MODELS = ('naive', 'drift', 'lightgbm')
+
+# %% ../nbs/06_forecaster.ipynb #9960a5a6
+def volatility_uses(models, model_kwargs=None) -> set[str]:
+    """The volatility models that `models` read: each one's `volatility` argument (registry defaults, then `model_kwargs`),
+    else the project's default; none for a model with its own volatility. What `pool_volatility` must fit across coins."""
+    kw = model_kwargs or {}
+    return {({**model_entry(m).kwargs, **kw.get(m, {})}.get('volatility') or DEFAULT_VOLATILITY)
+            for m in models if not model_entry(m).own_volatility}

@@ -30,7 +30,7 @@ def t_quantiles(nu: float, probs=QUANTILES) -> np.ndarray:
 # %% ../nbs/10_peers.ipynb #37d4bc74
 class GARCHForecaster(Forecaster):
     "Random-walk mean (0); quantiles sigma_h(origin) x unit-variance t quantiles, from a GARCH(1,1)-t fitted on training."
-    name, calibrated, is_peer = 'garch', False, True
+    name, calibrated, is_peer, own_volatility = 'garch', False, True, True
 
     def __init__(self, o: int = 0, tails: str = 't', **kw):
         super().__init__(**kw)
@@ -51,6 +51,10 @@ class GARCHForecaster(Forecaster):
         s = self.garch_sigma(fold, part)
         return np.zeros_like(s), s[:, :, None] * self.z_[None, None]
 
+    def own_sigma(self, fold, part: str, q: np.ndarray) -> np.ndarray:
+        "Its own volatility: the GARCH-t's sigma_h(origin), not the volatility model the point models share."
+        return self.garch_sigma(fold, part)
+
 # %% ../nbs/10_peers.ipynb #c917c1f8
 LEVELS = tuple(sorted(round(100 * (1 - 2 * q)) for q in QUANTILES if q < 0.5))   # the central intervals: 50, 80, 90, 95
 MEDIAN = QUANTILES.index(0.5)
@@ -66,7 +70,7 @@ def interval_keys(levels=LEVELS) -> list[str]:
 # %% ../nbs/10_peers.ipynb #b9615b79
 class StatsForecastPeer(Forecaster):
     "A statsforecast model fitted on the training log closes, then run forward with fixed parameters to every origin."
-    calibrated, is_peer = False, True
+    calibrated, is_peer, own_volatility = False, True, True   # sigma: its own normal intervals' (`Forecaster.own_sigma`)
     def _make(self): raise NotImplementedError
 
     def _log_close(self, frame: pd.DataFrame) -> pd.Series:

@@ -32,6 +32,7 @@ __all__ = ['DEEP', 'ENSEMBLE', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 from .forecaster import DEFAULT_MODELS  # what earns weight in the benchmarks; the deep models: `--models ...,lstm`
+from .forecaster import volatility_uses
 DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
 ENSEMBLE = model_names(is_ensemble=True)[0]   # the model the ensemble stage stacks the others with
 
@@ -419,7 +420,7 @@ def train_global(coins, models, data_dir=None, epochs: int|None = None, ensemble
     if missing: raise UserError(f"no data for {', '.join(missing)}")
     folds, skipped = coin_folds(universe, coins, cfg, FOLDS if walk_forward else 1, TEST_SIZE, progress, val_size=VAL_SIZE,
                                 min_train=MIN_TRAIN)
-    pool_volatility(folds)   # the coins' sigmas read the HAR pooled across all of them, as in the backtest
+    pool_volatility(folds, seed=seed, uses=volatility_uses(names))   # the coins' sigmas read what is pooled across all of them, as in the backtest
     for c in coins:
         if c in skipped: yield dict(coin=c, status='skipped', seconds=0.0, error=skipped[c])
     params = {m: {'coin_embedding': True} for m in model_names(needs_windows=True, is_global=True)} if coin_embedding else None

@@ -18,13 +18,15 @@ from .features import targets, warmup_days
 
 # %% auto #0
 __all__ = ['OHLC', 'PARKINSON', 'VAR_FLOOR', 'PRED_COLUMNS', 'HAR_WINDOWS', 'WEEKDAY_PRIOR', 'LONG_RUN_WINDOW', 'LONG_RUN_MIN',
-           'LONG_RUN_WEIGHT', 'ESTIMATORS', 'volatility_frame', 'daily_returns', 'parkinson_variance', 'predictions',
-           'RollingVol', 'ewma_variance', 'EWMAVol', 'garch_filter', 'garch_horizon_sums',
-           'linear_constraint_jacobians', 'GARCHVol', 'har_features', 'future_log_rv', 'training_origins',
-           'frame_positions', 'HARVol', 'weekday_factors', 'next_day_ratio', 'span_factors', 'PooledHAR', 'CombinedVol',
-           'WeekdayVol', 'long_run_variance', 'long_run_weight', 'ProjectVol', 'pooled_fits', 'forecast_folds',
-           'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike', 'fold_volatility', 'pool_volatility',
-           'fold_sigma']
+           'LONG_RUN_WEIGHT', 'GARMAN_KLASS', 'LEARNED_WINDOWS', 'OWN_LOG_FEATURES', 'LEARNED_PARAMS', 'STACK_MEMBERS',
+           'DEFAULT_VOLATILITY', 'ESTIMATORS', 'VOLATILITY_MODELS', 'POOLED_MODELS', 'volatility_frame',
+           'daily_returns', 'parkinson_variance', 'predictions', 'RollingVol', 'ewma_variance', 'EWMAVol',
+           'garch_filter', 'garch_horizon_sums', 'linear_constraint_jacobians', 'GARCHVol', 'har_features',
+           'future_log_rv', 'training_origins', 'frame_positions', 'HARVol', 'weekday_factors', 'next_day_ratio',
+           'span_factors', 'PooledHAR', 'CombinedVol', 'WeekdayVol', 'long_run_variance', 'long_run_weight',
+           'ProjectVol', 'garman_klass_variance', 'market_variance', 'learned_features', 'LearnedVol', 'fit_log_stack',
+           'StackedVol', 'stack_logs', 'fit_stack_weights', 'fold_estimator', 'fold_volatility', 'pool_volatility',
+           'fold_sigma', 'pooled_fits', 'forecast_folds', 'qlike_terms', 'qlike', 'score_volatility', 'relative_qlike']
 
 # %% ../nbs/09_volatility.ipynb #e40c1335
 OHLC = ['open', 'high', 'low', 'close']
@@ -443,9 +445,275 @@ class ProjectVol(CombinedVol):
             out[h] = (var[h] ** (1 - w) * (h * lr) ** w).where(lr.notna(), var[h])
         return pd.DataFrame(out, index=var.index)
 
+# %% ../nbs/09_volatility.ipynb #e5ae39c4
+GARMAN_KLASS = 2 * np.log(2) - 1
+
+def garman_klass_variance(frame: pd.DataFrame) -> pd.Series:
+    "Garman-Klass's daily variance 0.5 ln(H/L)^2 - (2 ln 2 - 1) ln(C/O)^2; where it is not positive, Parkinson's."
+    o, h, l, c = (frame[k].to_numpy(float) for k in OHLC)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        gk = 0.5 * np.log(h / l) ** 2 - GARMAN_KLASS * np.log(c / o) ** 2
+    ok = np.isfinite(gk) & (gk > VAR_FLOOR)
+    return pd.Series(np.where(ok, gk, parkinson_variance(frame).to_numpy()), index=frame.index, name='gk')
+
+# %% ../nbs/09_volatility.ipynb #733f6720
+def _frame_column(folds, col: str) -> pd.Series|None:
+    "A market column the coins' feature frames carry (`build_features`' cross-asset inputs), merged over the frames; None if none has it."
+    parts = [f.frame[col] for f in folds if col in f.frame]
+    if not parts: return None
+    out = parts[0]
+    for p in parts[1:]: out = out.combine_first(p)
+    return out.astype(float)
+
+def market_variance(folds) -> pd.DataFrame:
+    """Per day, BTC's squared log return, the equal-weight market's and the cross-sectional variance of the coins' returns:
+    from the frames of `folds` (one per coin), or the universe-wide BTC and index returns their feature frames carry."""
+    rets = pd.concat({f.coin: np.log(f.frame['close'].astype(float)).diff() for f in folds}, axis=1, sort=True)
+    btc = rets['BTC'] if 'BTC' in rets else _frame_column(folds, 'btc_logret_1d')
+    index = _frame_column(folds, 'index_logret_1d')
+    index = rets.mean(axis=1) if index is None else index.reindex(rets.index).combine_first(rets.mean(axis=1))
+    btc = pd.Series(np.nan, index=rets.index) if btc is None else btc.reindex(rets.index)
+    spread = rets.var(axis=1).where(rets.notna().sum(axis=1) >= 3)
+    return pd.DataFrame({'btc_r2': btc ** 2, 'market_r2': index ** 2, 'dispersion': spread}, index=rets.index)
+
+# %% ../nbs/09_volatility.ipynb #4317e676
+LEARNED_WINDOWS = (1, 5, 22)
+
+def _log_mean(x: pd.Series, w: int) -> pd.Series:
+    return np.log(np.maximum(x.rolling(w, min_periods=w).mean(), VAR_FLOOR))
+
+def learned_features(frame: pd.DataFrame, market: pd.DataFrame|None = None) -> pd.DataFrame:
+    """The global volatility learner's inputs on every date of a coin's `frame`, from that date and before: log variance
+    means in HAR form (squared returns, Parkinson, Garman-Klass), the downside share, a jump measure (realised over bipower
+    variance), the volume change, the market's variances (`market_variance`, NaN where unknown) and the weekday."""
+    r = daily_returns(frame)
+    r2 = pd.Series(np.maximum(r.to_numpy() ** 2, VAR_FLOOR), index=frame.index)
+    own = {'r2': r2, 'pk': parkinson_variance(frame), 'gk': garman_klass_variance(frame)}
+    out = {f'log_{k}_{w}': _log_mean(v, w) for k, v in own.items() for w in LEARNED_WINDOWS}
+    down = r2.where(r < 0, 0.0)
+    for w in (5, 22): out[f'down_share_{w}'] = down.rolling(w).sum() / r2.rolling(w).sum()
+    bipower = (np.pi / 2) * (r.abs() * r.abs().shift(1)).rolling(22).mean()
+    out['jump_22'] = np.log(np.maximum(r2.rolling(22).mean(), VAR_FLOOR) / np.maximum(bipower, VAR_FLOOR))
+    volume = frame['volume'].astype(float).where(frame['volume'] > 0) if 'volume' in frame else pd.Series(np.nan, index=frame.index)
+    out['volume_change'] = np.log(volume.rolling(5).mean() / volume.rolling(60).mean())
+    m = market.reindex(frame.index) if market is not None else pd.DataFrame(index=frame.index, columns=['btc_r2', 'market_r2', 'dispersion'])
+    for k in ('btc_r2', 'market_r2', 'dispersion'):
+        for w in (5, 22): out[f'log_{k}_{w}'] = _log_mean(m[k].astype(float), w)
+    out['weekday'] = pd.Series(frame.index.dayofweek, index=frame.index, dtype=float)
+    return pd.DataFrame(out, index=frame.index)
+
+OWN_LOG_FEATURES = tuple(f'log_{k}_{w}' for k in ('r2', 'pk', 'gk') for w in LEARNED_WINDOWS)   # centred on the coin's level
+
+# %% ../nbs/09_volatility.ipynb #07957f20
+LEARNED_PARAMS = dict(n_estimators=300, learning_rate=0.03, num_leaves=15, min_child_samples=100, subsample=0.8,
+                      subsample_freq=1, colsample_bytree=0.8, reg_lambda=1.0, n_jobs=1, verbose=-1)
+
+class LearnedVol:
+    """One LightGBM per horizon across coins: the log of the next h days' mean Parkinson variance from `learned_features`, each
+    coin centred on its training level; log-MSE, then a scale per horizon fitted on the folds' validation rows (squared returns)."""
+    name = 'learned'
+    def __init__(self, seed: int = 42, max_rows: int = 60_000, **params):
+        self.seed, self.max_rows, self.params = int(seed), int(max_rows), {**LEARNED_PARAMS, **params}
+
+    def _level(self, fold: Fold, end=None) -> float:
+        "The coin's mean log Parkinson variance over its training part (up to `end`)."
+        stop = _train_end(fold) if end is None else min(_train_end(fold), pd.Timestamp(end))
+        rv = parkinson_variance(fold.frame)
+        return float(np.log(rv.loc[fold.train[0]:stop]).mean())
+
+    def _design(self, fold: Fold, level: float) -> pd.DataFrame:
+        X = learned_features(fold.frame, self.market_)
+        X[list(OWN_LOG_FEATURES)] = X[list(OWN_LOG_FEATURES)] - level
+        return X.assign(level=level)
+
+    def fit_many(self, folds, end=None) -> LearnedVol:
+        "One fit on the training parts of `folds` (one per coin), every target ending by `end`; scales on their validation rows."
+        import lightgbm as lgb
+        folds = list(folds)
+        if not folds: raise ValueError("LearnedVol.fit_many needs at least one fold")
+        self.end_ = min(_train_end(f) for f in folds) if end is None else pd.Timestamp(end)
+        self.horizons, self.coins_ = tuple(folds[0].horizons), [f.coin for f in folds]
+        self.market_ = market_variance(folds)
+        designs = [(f, self._level(f, self.end_)) for f in folds]
+        designs = [(f, lev, self._design(f, lev)) for f, lev in designs]
+        rng = np.random.default_rng(self.seed)
+        self.models_, self.scale_ = {}, {}
+        for h in self.horizons:
+            X, y = [], []
+            for f, lev, D in designs:
+                at = frame_positions(f, training_origins(f, h, self.end_))
+                X.append(D.iloc[at]); y.append(future_log_rv(parkinson_variance(f.frame), h).to_numpy(float)[at] - lev)
+            X, y = pd.concat(X), np.concatenate(y)
+            ok = np.isfinite(y)
+            X, y = X[ok], y[ok]
+            if len(y) > self.max_rows:
+                keep = np.sort(rng.choice(len(y), self.max_rows, replace=False))
+                X, y = X.iloc[keep], y[keep]
+            self.models_[h] = lgb.LGBMRegressor(random_state=self.seed, **self.params).fit(X, y)
+            self.scale_[h] = 1.0
+        self.feature_names_ = list(X.columns)
+        self.scale_ = self._validation_scales(designs)
+        return self
+
+    def _validation_scales(self, designs) -> dict:
+        "Per horizon, mean of y^2 / forecast over the folds' validation rows (the QLIKE-best scale; 1 without such rows)."
+        out = {}
+        for h in self.horizons:
+            ratios = []
+            for f, lev, D in designs:
+                at = frame_positions(f, f.val)
+                v = h * np.exp(lev + self.models_[h].predict(D.iloc[at]))
+                ratios.append(f.frame[target_col(h)].to_numpy(float)[at] ** 2 / v)
+            r = np.concatenate(ratios) if ratios else np.array([])
+            r = r[np.isfinite(r)]
+            out[h] = float(r.mean()) if len(r) >= 30 else 1.0
+        return out
+
+    def fit(self, fold: Fold) -> LearnedVol: return self.fit_many([fold])
+
+    def for_coin(self, fold: Fold) -> LearnedVol:
+        "A copy with `fold`'s coin level fixed (from its training part), so that it forecasts that coin's frames, seen or not."
+        import copy
+        out = copy.copy(self)
+        out.level_ = self._level(fold)
+        return out
+
+    def variance(self, fold: Fold) -> pd.DataFrame:
+        "h-day variance forecasts on every date of the fold's frame (a coin never fitted on: zero-shot, on its own level)."
+        level = getattr(self, 'level_', None)
+        level = self._level(fold) if level is None else level
+        D = self._design(fold, level)[self.feature_names_]
+        return pd.DataFrame({h: self.scale_[h] * h * np.exp(level + self.models_[h].predict(D)) for h in fold.horizons},
+                            index=fold.frame.index)
+
+# %% ../nbs/09_volatility.ipynb #56868081
+STACK_MEMBERS = ('ewma', 'garch', 'gjr', 'har', 'pooled_har', 'learned', 'project')
+
+def fit_log_stack(logv: np.ndarray, y2: np.ndarray) -> tuple[np.ndarray, float]:
+    """Convex weights `w` and a level `c` that minimise the mean QLIKE of exp(c + logv @ w) against `y2`: log-space stacking of
+    `logv` `[n, K]`, the members' log variance forecasts (rows with y2 <= 0 or a missing forecast are left out)."""
+    from scipy.optimize import minimize
+    from scipy.special import softmax
+    logv, y2 = np.asarray(logv, float), np.asarray(y2, float)
+    ok = np.isfinite(logv).all(axis=1) & np.isfinite(y2) & (y2 > 0)
+    K = logv.shape[1]
+    if ok.sum() < 30: return np.full(K, 1 / K), 0.0
+    L, ly, y = logv[ok], np.log(y2[ok]), y2[ok]
+
+    def loss(theta):
+        w = softmax(theta[:K])
+        lv = theta[K] + L @ w
+        q = y * np.exp(-lv) + lv - ly - 1
+        g_lv = 1 - y * np.exp(-lv)                                 # d q / d lv
+        g_w = L.T @ g_lv / len(y)
+        g_theta = w * (g_w - w @ g_w)                              # through the softmax
+        return q.mean(), np.append(g_theta, g_lv.mean())
+
+    res = minimize(loss, np.zeros(K + 1), jac=True, method='L-BFGS-B')
+    return softmax(res.x[:K]), float(res.x[K])
+
+class StackedVol:
+    "exp(level_h + sum_k w_hk log v_hk) of the fold's volatility models `members`, weights per horizon fitted on validation QLIKE."
+    name = 'stack'
+    def __init__(self, members=STACK_MEMBERS, weights: dict|None = None):
+        self.members, self.weights = tuple(members), weights
+
+    def fit(self, fold: Fold) -> StackedVol:
+        "The members fitted on the fold's training part; the weights given (pooled across coins), else fitted on the fold's own validation."
+        self.fitted_ = [fold_volatility(fold, m) for m in self.members]
+        self.weights_ = self.weights if self.weights is not None else fit_stack_weights([fold], self.members)
+        return self
+
+    def variance(self, fold: Fold) -> pd.DataFrame:
+        "h-day variance forecasts on every date of the fold's frame (NaN where a member has none)."
+        logs = stack_logs(self.fitted_, fold, fold.frame.index)
+        out = {h: np.exp(self.weights_[h][1] + logs[h] @ self.weights_[h][0]) for h in fold.horizons}
+        return pd.DataFrame(out, index=fold.frame.index)
+
+def stack_logs(estimators, fold: Fold, dates) -> dict:
+    "Per horizon, the log variance forecasts `[n, K]` of fitted `estimators` at `dates` of the fold (through `fold_sigma`'s cache)."
+    sig = np.stack([fold_sigma(fold, dates, e) for e in estimators], -1)       # [n, H, K]
+    with np.errstate(divide='ignore'):
+        logs = 2 * np.log(np.maximum(sig, np.sqrt(VAR_FLOOR)))
+    return {h: logs[:, j] for j, h in enumerate(fold.horizons)}
+
+def fit_stack_weights(folds, members=STACK_MEMBERS) -> dict:
+    "`{h: (weights, level)}` fitted by `fit_log_stack` on the validation rows of `folds` pooled (each fold's own member fits)."
+    folds = list(folds)
+    out = {}
+    parts = [(stack_logs([fold_volatility(f, m) for m in members], f, f.val), f) for f in folds]
+    for h in folds[0].horizons:
+        L = np.concatenate([p[h] for p, _ in parts])
+        y2 = np.concatenate([f.frame[target_col(h)].reindex(f.val).to_numpy(float) ** 2 for _, f in parts])
+        out[h] = fit_log_stack(L, y2)
+    return out
+
+# %% ../nbs/09_volatility.ipynb #449eed61
+DEFAULT_VOLATILITY = 'project'   # the stack and the learner are one argument away: measured, they do not beat it yet
+
+def fold_estimator(fold: Fold, name: str):
+    "The volatility model `name` fitted on `fold`'s training part: one of `ESTIMATORS`, or the fold's `pooled_har`, `learned`, `project`, `stack`."
+    if name == 'project': return ProjectVol().fit(fold, pooled=fold.__dict__.get('_pooled_har'))
+    if name == 'stack':
+        return StackedVol(fold.__dict__.get('_stack_members', STACK_MEMBERS), fold.__dict__.get('_stack_weights')).fit(fold)
+    if name == 'learned':
+        learner = fold.__dict__.get('_learned_vol')
+        return (learner if learner is not None else LearnedVol().fit(fold)).for_coin(fold)
+    if name == 'pooled_har':
+        pooled = fold.__dict__.get('_pooled_har')
+        return (pooled if pooled is not None else PooledHAR().fit(fold)).for_coin(fold)
+    if name not in ESTIMATORS: raise ValueError(f"unknown volatility model {name!r}; known: {', '.join(VOLATILITY_MODELS)}")
+    return ESTIMATORS[name]().fit(fold)
+
+def fold_volatility(fold: Fold, name: str|None = None):
+    "The fold's volatility model `name` (default `DEFAULT_VOLATILITY`) with what `pool_volatility` gave the fold (fitted once, kept on the fold)."
+    name = DEFAULT_VOLATILITY if name is None else name
+    kept = fold.__dict__.setdefault('_volatility', {})
+    if name not in kept: kept[name] = fold_estimator(fold, name)
+    return kept[name]
+
+def pool_volatility(folds_by_coin: dict, fit_coins=None, seed: int = 42, uses=None) -> dict:
+    """Give every fold what is fitted across the coins of `folds_by_coin` (or of `fit_coins`) at its training end: the pooled
+    HAR and, where `uses` (the volatility models its forecasters read; default all) needs them, the global learner and the
+    stack's weights, on the validation rows of those coins' folds that end by then."""
+    uses = set(POOLED_MODELS if uses is None else uses)
+    learned, stacked = bool(uses & {'learned', 'stack'}), 'stack' in uses
+    ends = []
+    for end, model, folds in pooled_fits(folds_by_coin, fit_coins, cache={}):
+        latest = model.coins_ if model is not None else []
+        learner = None
+        if learned and model is not None:
+            learner = LearnedVol(seed=seed).fit_many([_latest_fold(folds_by_coin[c], end) for c in latest], end=end)
+        for f in folds:
+            f.__dict__.update(_pooled_har=model, _learned_vol=learner)
+            for stale in ('_volatility', '_variance', '_stack_weights'): f.__dict__.pop(stale, None)
+        ends.append((end, folds))
+    if not stacked: return folds_by_coin
+    members = STACK_MEMBERS
+    fit_on = [f for c, fs in folds_by_coin.items() if fit_coins is None or c in set(fit_coins) for f in fs]
+    for end, folds in ends:
+        pool = [f for f in fit_on if _train_end(f) <= end]
+        weights = fit_stack_weights(pool, members) if pool else None
+        for f in folds: f.__dict__.update(_stack_weights=weights, _stack_members=members)
+    return folds_by_coin
+
+def _latest_fold(folds, end) -> Fold:
+    "The coin's fold with the latest training end on or before `end`."
+    return max([f for f in folds if _train_end(f) <= end], key=_train_end)
+
+def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
+    "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
+    est = estimator or fold_volatility(fold)
+    kept = fold.__dict__.setdefault('_variance', {})   # every model of the fold asks for the same forecasts, part by part
+    if id(est) not in kept or kept[id(est)][0] is not est: kept[id(est)] = (est, est.variance(fold))
+    var = kept[id(est)][1]
+    return np.sqrt(np.stack([var[h].reindex(origins).to_numpy(float) for h in fold.horizons], 1))
+
 # %% ../nbs/09_volatility.ipynb #56038f68
 ESTIMATORS = {'roll30': lambda: RollingVol(30), 'ewma': EWMAVol, 'garch': lambda: GARCHVol(o=0),
               'gjr': lambda: GARCHVol(o=1), 'har': HARVol, 'combo': CombinedVol, 'combo_wd': WeekdayVol}
+
+VOLATILITY_MODELS = (*ESTIMATORS, 'pooled_har', 'learned', 'project', 'stack')   # what a forecaster's `volatility` may name
 
 def pooled_fits(folds_by_coin: dict, fit_coins=None, cache=None):
     "`(E, PooledHAR fitted at E or None, the folds whose training ends on E)` for every training end E of `folds_by_coin`, in order."
@@ -456,8 +724,10 @@ def pooled_fits(folds_by_coin: dict, fit_coins=None, cache=None):
         model = PooledHAR().fit_many(latest, end=end, cache=cache) if latest else None
         yield end, model, [f for f in every if _train_end(f) == end]
 
+POOLED_MODELS = ('pooled_har', 'learned', 'project', 'stack')   # fitted with what `pool_volatility` gives the folds
+
 def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bool = True, parts=('test',)) -> pd.DataFrame:
-    "Forecasts of every estimator (and the pooled HAR and `ProjectVol` with it) at the origins of `parts` of every fold of every coin."
+    "Forecasts of every estimator (and, `pooled`, of `POOLED_MODELS`) at the origins of `parts` of every fold of every coin."
     unknown = [e for e in estimators if e not in ESTIMATORS]
     if unknown: raise ValueError(f"unknown volatility estimator(s) {unknown}; known: {list(ESTIMATORS)}")
     out = []
@@ -465,8 +735,9 @@ def forecast_folds(folds_by_coin: dict, estimators=tuple(ESTIMATORS), pooled: bo
         for f in folds:
             out += [predictions(ESTIMATORS[e]().fit(f), f, parts).assign(fold=f.k) for e in estimators]
     if pooled:
-        for _, model, folds in pooled_fits(folds_by_coin, cache={}):
-            out += [predictions(m, f, parts).assign(fold=f.k) for f in folds for m in (model, ProjectVol().fit(f, pooled=model))]
+        pool_volatility(folds_by_coin)
+        out += [predictions(fold_volatility(f, m), f, parts).assign(fold=f.k, estimator=m)
+                for folds in folds_by_coin.values() for f in folds for m in POOLED_MODELS]
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=[*PRED_COLUMNS, 'fold'])
 
 # %% ../nbs/09_volatility.ipynb #a30aa1df
@@ -508,26 +779,3 @@ def relative_qlike(preds: pd.DataFrame, baseline: str = 'roll30', by=('horizon',
     out = pd.DataFrame({'coins': g['ratio'].count(), 'median_ratio': g['ratio'].median(),
                         'beats_base': g['ratio'].apply(lambda r: float((r < 1).mean()))})
     return out.join(pooled.rename('pooled_qlike')).reset_index()
-
-# %% ../nbs/09_volatility.ipynb #449eed61
-def fold_volatility(fold: Fold):
-    "`ProjectVol` fitted on `fold`'s training part with the pooled HAR `pool_volatility` gave the fold (fitted once, kept on the fold)."
-    est = fold.__dict__.get('_volatility')
-    if est is None: est = fold.__dict__['_volatility'] = ProjectVol().fit(fold, pooled=fold.__dict__.get('_pooled_har'))
-    return est
-
-def pool_volatility(folds_by_coin: dict, fit_coins=None) -> dict:
-    "Give every fold the HAR pooled at its training end across the coins of `folds_by_coin` (or of `fit_coins`); returns the folds."
-    for _, model, folds in pooled_fits(folds_by_coin, fit_coins, cache={}):
-        for f in folds:
-            f.__dict__['_pooled_har'] = model
-            for stale in ('_volatility', '_variance'): f.__dict__.pop(stale, None)
-    return folds_by_coin
-
-def fold_sigma(fold: Fold, origins, estimator=None) -> np.ndarray:
-    "Forecast standard deviation `[n, H]` of the h-day log return at `origins` (by `estimator`, default the fold's)."
-    est = estimator or fold_volatility(fold)
-    kept = fold.__dict__.get('_variance')            # every model of the fold asks for the same forecasts, part by part
-    if kept is None or kept[0] is not est: kept = fold.__dict__['_variance'] = (est, est.variance(fold))
-    var = kept[1]
-    return np.sqrt(np.stack([var[h].reindex(origins).to_numpy(float) for h in fold.horizons], 1))

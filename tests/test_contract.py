@@ -82,7 +82,7 @@ def test_fit_save_load_predict_frame(name, fold, bare, tmp_path):
 @pytest.mark.parametrize('name', model_names())
 def test_class_capabilities_match_the_registry(name):
     entry, cls = model_entry(name), model_class(name)
-    for cap in ('is_global', 'needs_windows', 'is_ensemble', 'is_peer'):
+    for cap in ('is_global', 'needs_windows', 'is_ensemble', 'is_peer', 'own_volatility'):
         assert getattr(cls, cap) == getattr(entry, cap), (name, cap)
     assert callable(getattr(cls, 'fit_many', None)) == entry.is_global
 

@@ -1,7 +1,8 @@
 """The peers (`garch`, `ets`, `autoarima`) on BTC: fitted on one walk-forward fold, their test forecasts are finite
 with quantiles in order; changing the prices after a date T leaves every forecast at an origin up to T - max horizon
-unchanged; saved and loaded, they predict the same numbers on the fold's frame as the fitted model did on the fold;
-given only the last lookback + max horizon days (as `train` gives a deployed model), nearly the same."""
+unchanged (their own sigma too); saved and loaded, they predict the same numbers on the fold's frame as the fitted model
+did on the fold; given only the last lookback + max horizon days (as `train` gives a deployed model), nearly the same;
+the same seed gives the same rows; garch's rows carry GARCH-t's sigma, not the volatility model the point models share."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,12 +13,12 @@ from cryptoforecast.data import load_universe
 from cryptoforecast.dataset import walk_forward
 from cryptoforecast.forecaster import make_model, model_class
 from cryptoforecast.metrics import QUANTILE_COLS
-from cryptoforecast.volatility import volatility_frame
+from cryptoforecast.volatility import GARCHVol, volatility_frame
 
 CFG = get_config()
 H = CFG.max_horizon
 PEERS = ('garch', 'ets', 'autoarima')
-NUMBERS = ['mean', *QUANTILE_COLS]
+NUMBERS = ['mean', *QUANTILE_COLS, 'sigma']
 
 def last_fold(ohlcv):
     return walk_forward(volatility_frame(ohlcv), CFG, n_folds=5, test_size=146, val_size=90, min_train=300, n_features=1)[-1]
@@ -77,3 +78,20 @@ def test_a_deployed_model_given_recent_days_only_forecasts_what_the_backtest_did
     np.testing.assert_allclose(got['mean'].to_numpy(), want['mean'].to_numpy(), atol=1e-3, rtol=0)
     width = lambda p: (p['q0.975'] - p['q0.025']).to_numpy()
     np.testing.assert_allclose(width(got), width(want), rtol=0.02)
+
+@needs_data
+@pytest.mark.parametrize('name', PEERS)
+def test_the_same_seed_gives_the_same_rows(name, fold):
+    a = make_model(name, seed=0).fit(fold).predict(fold, 'test')
+    b = make_model(name, seed=0).fit(fold).predict(fold, 'test')
+    pd.testing.assert_frame_equal(a, b)
+
+@needs_data
+def test_garch_rows_carry_garchs_own_sigma_not_the_shared_one(fold):
+    rows = make_model('garch', seed=0).fit(fold).predict(fold, 'test')
+    var = GARCHVol().fit(fold).variance(fold).reindex(fold.test)[list(fold.horizons)].to_numpy(float)
+    np.testing.assert_allclose(rows['sigma'].to_numpy(), np.sqrt(var).reshape(-1), rtol=1e-12)
+    shared = make_model('drift', seed=0).fit(fold).predict(fold, 'test')    # a point model: the fold's volatility model
+    assert not np.allclose(rows['sigma'].to_numpy(), shared['sigma'].to_numpy())
+    chosen = make_model('drift', seed=0, volatility='garch').fit(fold).predict(fold, 'test')   # or the one chosen for it
+    np.testing.assert_allclose(chosen['sigma'].to_numpy(), rows['sigma'].to_numpy(), rtol=1e-12)

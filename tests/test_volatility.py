@@ -1,5 +1,7 @@
 """Volatility forecasts on real coins: changing BTC's future leaves every earlier sigma unchanged, for every
-estimator, the pooled one and the project's; the pooled HAR fits once across three real coins and forecasts each of them."""
+estimator, the pooled one, the learned one, the project's and the stack; the pooled HAR fits once across three real coins
+and forecasts each of them; the global learner and the stack, pooled across two coins and forecasting a third zero-shot,
+read no price after the origin of any coin and give the same numbers with the same seed."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,8 +10,8 @@ from conftest import prices_times_random_walk_after as perturb_after, DATA_DIR, 
 from cryptoforecast.config import get_config
 from cryptoforecast.data import load_universe
 from cryptoforecast.dataset import walk_forward
-from cryptoforecast.volatility import (ESTIMATORS, PooledHAR, ProjectVol, forecast_folds, predictions, relative_qlike,
-                                       volatility_frame)
+from cryptoforecast.volatility import (ESTIMATORS, LearnedVol, PooledHAR, ProjectVol, StackedVol, fold_sigma, fold_volatility,
+                                       forecast_folds, pool_volatility, predictions, relative_qlike, volatility_frame)
 
 CFG = get_config()
 H = CFG.max_horizon
@@ -30,7 +32,8 @@ def test_changing_btc_future_leaves_earlier_sigmas_unchanged(universe):
     f = last_fold(volatility_frame(btc))
     T = f.test[len(f.test) // 2]
     g = last_fold(volatility_frame(perturb_after(btc, T, seed=1)))
-    models = {**ESTIMATORS, 'pooled_har': PooledHAR, 'project': ProjectVol}   # project: with its long-run pull
+    models = {**ESTIMATORS, 'pooled_har': PooledHAR, 'project': ProjectVol,   # project: with its long-run pull
+              'learned': LearnedVol, 'stack': StackedVol}                        # the stack: weights on its own validation
     pa = pd.concat([predictions(make().fit(f), f) for make in models.values()], ignore_index=True)
     pb = pd.concat([predictions(make().fit(g), g) for make in models.values()], ignore_index=True)
     assert len(pa) == len(pb) == len(models) * 3 * (len(f.val) + len(f.test))
@@ -63,3 +66,36 @@ def test_pooled_har_fits_once_across_three_real_coins(universe):
     # sigma is on the right scale: the pooled QLIKE is within reach of the rolling baseline's on every coin
     t = relative_qlike(preds, 'roll30').set_index('estimator')
     assert (t.loc['pooled_har', 'median_ratio'] < 1.5).all(), t
+
+def pooled_sigmas(universe, seed: int = 42):
+    "Learned and stacked sigmas of each coin's last fold, fitted across BTC and ETH; XRP forecast zero-shot."
+    folds = {c: [last_fold(volatility_frame(universe[c]))] for c in COINS}
+    pool_volatility(folds, fit_coins=['BTC', 'ETH'], seed=seed)
+    out = {}
+    for c, (f,) in folds.items():
+        origins = f.val.append(f.test)
+        out[c] = {m: fold_sigma(f, origins, fold_volatility(f, m)) for m in ('learned', 'stack')}
+        out[c]['origins'] = origins
+    return folds, out
+
+@needs_data
+def test_the_global_learner_and_the_stack_read_no_future_and_repeat_with_the_seed(universe):
+    folds, a = pooled_sigmas(universe)
+    assert folds['XRP'][0]._learned_vol.coins_ == ['BTC', 'ETH']             # XRP: zero-shot
+    weights = folds['BTC'][0]._stack_weights
+    for h, (w, _) in weights.items(): assert abs(w.sum() - 1) < 1e-9 and (w >= 0).all(), (h, w)
+    _, again = pooled_sigmas(universe)
+    for c in COINS:
+        for m in ('learned', 'stack'):
+            assert np.isfinite(a[c][m]).all() and (a[c][m] > 0).all(), (c, m)
+            np.testing.assert_array_equal(a[c][m], again[c][m])
+    f = folds['BTC'][0]
+    T = f.test[len(f.test) // 2]
+    twin = {**universe, 'BTC': perturb_after(universe['BTC'], T, seed=1)}
+    _, b = pooled_sigmas(twin)
+    for c in COINS:
+        upto_t = np.asarray(a[c]['origins'] <= T)
+        for m in ('learned', 'stack'):
+            np.testing.assert_allclose(a[c][m][upto_t], b[c][m][upto_t], rtol=1e-12, err_msg=f"{c} {m}")
+    later = np.asarray(a['BTC']['origins'] > T)
+    assert not np.allclose(a['BTC']['stack'][later], b['BTC']['stack'][later])   # the future did change
