@@ -7,7 +7,8 @@ Every probe works in a fresh temporary folder with its own cache and artifacts, 
 files it writes itself, so nothing here depends on the real data. A good answer is exit code 2 with one line
 `error: ...` naming the thing and the problem, and no traceback; the probes that feed good data expect exit 0.
 The heavier probes (kill -9 during the first MLflow store creation, concurrent store setups, the dashboard's kernels
-and signals) are tests: tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py.
+and signals; `serve`'s payloads, bounds, timeout, SIGTERM, restart and damaged cache) are tests:
+tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py, tests/test_faults_serve.py.
 """
 import argparse, gzip, os, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,11 @@ def empty_folder(tmp: Path) -> list[str]:
     (tmp/'empty').mkdir()
     return ['data', 'list', '--data-dir', str(tmp/'empty')]
 
+def serve_artifacts_file(tmp: Path) -> list[str]:
+    "`serve` given a file where its artifacts folder should be."
+    (tmp/'artifacts').write_text('not a folder')
+    return ['serve', '--coin', 'BTC', '--artifacts-dir', str(tmp/'artifacts')]
+
 PROBES = {
     'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
     'train --epochs -3': arguments('train', '--crypto', 'BTC', '--epochs', '-3'),
@@ -108,6 +114,10 @@ PROBES = {
     'cache entries emptied': damaged_cache('empty'),
     'cache entries bit-flipped': damaged_cache('flipped'),
     'cache entry swapped (BTC under ETH)': damaged_cache('swapped'),
+    'serve --artifacts-dir FILE': serve_artifacts_file,
+    'serve --timeout 0': arguments('serve', '--coin', 'BTC', '--timeout', '0'),
+    'serve --workers 0': arguments('serve', '--coin', 'BTC', '--workers', '0'),
+    'serve --max-request-mb inf': arguments('serve', '--coin', 'BTC', '--max-request-mb', 'inf'),
 }
 
 def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:

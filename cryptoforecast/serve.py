@@ -18,7 +18,7 @@ from .metrics import QUANTILE_COLS
 __all__ = ['PRICE_COLUMNS', 'MAX_SYMBOLS', 'MAX_ROWS', 'MAX_PRICE', 'MAX_VOLUME', 'PRICE_QUANTILE_COLS', 'SERVE_COLUMNS',
            'SERVE_MANIFEST', 'BadRequest', 'min_rows', 'request_table', 'symbol_frame', 'ohlcv_frames',
            'serve_forecast', 'OHLCVPyfunc', 'serving_signature', 'write_manifest', 'is_whole', 'build_serving_model',
-           'scoring_worker', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app', 'positive_seconds',
+           'scoring_worker', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app', 'positive_number',
            'serve_parser', 'listening_socket', 'serve_cli']
 
 # %% ../nbs/33_serve.ipynb #b426cfd0
@@ -332,31 +332,31 @@ async def bounded_body(request, max_bytes: int) -> bytes|None:
 
 def scoring_app(pool: WorkerPool, max_bytes: int):
     "MLflow's scoring routes (`/ping`, `/health`, `/version`, `/invocations`), each request scored by `pool` within bounds."
-    from fastapi import FastAPI, Request, Response
-    app = FastAPI()
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
 
-    @app.get('/ping')
-    @app.get('/health')
-    async def ping(): return Response(content='\n', status_code=200, media_type='application/json')
+    async def ping(request): return Response(content='\n', status_code=200, media_type='application/json')
 
-    @app.get('/version')
-    async def version(): return Response(content=mlflow.__version__, status_code=200, media_type='application/json')
+    async def version(request): return Response(content=mlflow.__version__, status_code=200, media_type='application/json')
 
-    @app.post('/invocations')
-    async def invocations(request: Request):
+    async def invocations(request):
         body = await bounded_body(request, max_bytes)
         if body is None: text, status, kind = _answer(413, f"request larger than {max_bytes / 2**20:g} MiB")
         else: text, status, kind = await pool.answer(body, request.headers.get('content-type', ''))
         return Response(content=text, status_code=status, media_type=kind)
-    return app
+
+    return Starlette(routes=[Route('/ping', ping), Route('/health', ping), Route('/version', version),
+                             Route('/invocations', invocations, methods=['POST'])])
+
 
 # %% ../nbs/33_serve.ipynb #a20ebebb
-def positive_seconds(text: str) -> float:
-    "A number of seconds > 0."
+def positive_number(text: str) -> float:
+    "A finite number > 0 (seconds, MiB)."
     import argparse, math
     try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (v > 0 and math.isfinite(v)): raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)): raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return v
 
 def serve_parser():
@@ -373,9 +373,9 @@ def serve_parser():
     p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', type=output_dir,
                    default=str(get_config().artifacts_dir), help='default: artifacts/')
     p.add_argument('--workers', type=positive_int, default=2, help='scoring processes (default 2): requests answered at once')
-    p.add_argument('--timeout', type=positive_seconds, default=30.0, 
+    p.add_argument('--timeout', type=positive_number, default=30.0, 
                    help='seconds per request before its work is stopped (default 30)')
-    p.add_argument('--max-request-mb', type=positive_seconds, default=8.0, help='largest request body in MiB (default 8)')
+    p.add_argument('--max-request-mb', type=positive_number, default=8.0, help='largest request body in MiB (default 8)')
     return p
 
 def listening_socket(port: int):
@@ -409,8 +409,8 @@ def serve_cli(argv: list[str]) -> int:
     setup_mlflow(artifacts_dir=art)
     mv = resolve_version(a.coin, a.alias, MlflowClient())
     sock = listening_socket(a.port)   # a port in use: one line now, not a traceback from the server
-    path = build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id,
-                               art / 'serve' / f"{a.coin}-v{mv.version}")
+    path = art / 'serve' / f"{a.coin}-v{mv.version}"
+    if not is_whole(path): build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id, path)
     pool = WorkerPool(path, a.workers, a.timeout).start()
     try:
         server = _server(scoring_app(pool, int(a.max_request_mb * 2**20)), pool)
