@@ -10,8 +10,8 @@ its process tree) before and after. Target (for information): p95 under 300 ms o
 
 Then, each bounded in time and memory (all traffic to 127.0.0.1):
 - a light request (400 days of the coin) alone, and while a heavy one (every coin's last 600 days, about 5 MB) is scored;
-- an abusive request (5000 one-row symbols over 5000 dates, about 1.7 MB): its answer, seconds and the server tree's
-  peak memory; the server is killed if its tree passes `--memory-cap-gb` (default 3);
+- an abusive request (5000 one-row symbols, dates spread over 1950..2099): its answer, seconds, the CPU its server
+  still uses in the 5 s after the answer and the server tree's peak memory; the server is killed if its tree passes `--memory-cap-gb` (default 3);
 - a restart on the same port right after SIGTERM with a keep-alive connection open: seconds until /ping answers.
 """
 import argparse, http.client, json, os, signal, socket, subprocess, sys, tempfile, threading, time, warnings
@@ -46,6 +46,14 @@ def tree_rss(pid: int) -> float:
         try: total += q.memory_info().rss
         except psutil.NoSuchProcess: pass
     return total / 2 ** 20
+
+def tree_cpu(pid: int) -> float:
+    "CPU seconds (user + system) used so far by process `pid` and its children."
+    total = 0.0
+    for q in family(pid):
+        try: total += sum(q.cpu_times()[:2])
+        except psutil.NoSuchProcess: pass
+    return total
 
 def kill_tree(proc) -> None:
     for q in reversed(family(proc.pid)):
@@ -105,7 +113,7 @@ def light_beside_heavy(port: int, light: bytes, heavy: bytes) -> str:
             f"the heavy one {h[2]:.2f}s (HTTP {h[0]}, {len(heavy) / 2**20:.1f} MB)")
 
 def abusive(proc, port: int, days: pd.DataFrame, coin: str, cap_gb: float) -> str:
-    dates = pd.date_range('2010-01-01', periods=5000, tz='UTC', name='date')
+    dates = pd.date_range('1950-01-01', '2099-12-31', periods=5000, tz='UTC', name='date').normalize()
     row = days.iloc[[-1]]
     body = payload({f"X{i}": row.set_axis(dates[[i]]) for i in range(5000)} | {coin: days})
     before, peak, done, killed = tree_rss(proc.pid), [0.0], threading.Event(), []
@@ -121,10 +129,13 @@ def abusive(proc, port: int, days: pd.DataFrame, coin: str, cap_gb: float) -> st
     t.start()
     status, text, seconds = post(port, body, timeout=120)
     t.join(130)
-    time.sleep(1)
+    cpu = tree_cpu(proc.pid)
+    time.sleep(5)
+    after = tree_cpu(proc.pid) - cpu
     done.set()
     return (f"abusive request ({len(body) / 2**20:.1f} MB, 5001 symbols): HTTP {status} in {seconds:.1f}s, server tree "
             f"{before:.0f} MiB before, peak {peak[0]:.0f} MiB" + (f" (killed at the {cap_gb:g} GB cap)" if killed else '')
+            + f"; CPU in the 5 s after its answer {after:.1f}s"
             + f"; a light request sent 1 s after it: {beside.get('light', (0, '', float('nan')))[2]:.2f}s"
             + f"; answer {text[:100]!r}")
 

@@ -18,8 +18,8 @@ from .metrics import QUANTILE_COLS
 __all__ = ['PRICE_COLUMNS', 'MAX_SYMBOLS', 'MAX_ROWS', 'MAX_PRICE', 'MAX_VOLUME', 'PRICE_QUANTILE_COLS', 'SERVE_COLUMNS',
            'SERVE_MANIFEST', 'BadRequest', 'min_rows', 'request_table', 'symbol_frame', 'ohlcv_frames',
            'serve_forecast', 'OHLCVPyfunc', 'serving_signature', 'write_manifest', 'is_whole', 'build_serving_model',
-           'scoring_worker', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app', 'positive_number',
-           'serve_parser', 'listening_socket', 'serve_cli']
+           'scoring_worker', 'own_package_first', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app',
+           'positive_number', 'serve_parser', 'listening_socket', 'serve_cli']
 
 # %% ../nbs/33_serve.ipynb #b426cfd0
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'volume')
@@ -219,11 +219,23 @@ def scoring_worker(model_path: str, conn, parent_pid: int) -> None:
         try: body, content_type = conn.recv()
         except (EOFError, OSError): return
         try: answer = tuple(scoring_server.invocations(body, content_type, model, schema))
-        except MlflowException as e: answer = (e.serialize_as_json(), e.get_http_status_code(), 'application/json')
+        except MlflowException as e:   # MLflow prefixes the whole input frame to the reason: the reason alone
+            e.message = e.message.rsplit('\nError: ', 1)[-1]
+            answer = (e.serialize_as_json(), e.get_http_status_code(), 'application/json')
         except Exception as e: answer = _answer(500, f"{type(e).__name__}: {e}")
         conn.send(answer)
 
 # %% ../nbs/33_serve.ipynb #9e6bcaee
+@contextlib.contextmanager
+def own_package_first():
+    "This package's folder first on `sys.path` (which a worker inherits), not the copy a loaded model put there."
+    # loading a registered model puts the (perhaps older) copy of the package saved with it first on sys.path
+    import cryptoforecast
+    home, saved = str(Path(cryptoforecast.__file__).resolve().parent.parent), list(sys.path)
+    sys.path[:] = [home, *(p for p in saved if p != home)]
+    try: yield
+    finally: sys.path[:] = saved
+
 class ScoringWorker:
     "One worker process and its pipe: a request that overruns its time is stopped by killing the process (a thread cannot be)."
     def __init__(self, model_path, context):
@@ -233,7 +245,7 @@ class ScoringWorker:
         "Start the process and wait until its model is loaded; `UserError` saying why if it does not load."
         self.conn, child = self.context.Pipe()
         self.process = self.context.Process(target=scoring_worker, args=(self.model_path, child, os.getpid()), daemon=True)
-        self.process.start()
+        with own_package_first(): self.process.start()
         child.close()
         try: kind, detail = self.conn.recv() if self.conn.poll(timeout) else ('error', f"not loaded after {timeout:g} s")
         except (EOFError, OSError): kind, detail = 'error', 'the worker process exited'
