@@ -144,12 +144,17 @@ def restart(coin: str, art: Path, proc, port: int) -> tuple[subprocess.Popen, st
     conn.request('GET', '/ping')
     conn.getresponse().read()
     proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
+    t = time.perf_counter()
+    try: proc.wait(60)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc)
+        return None, "SIGTERM: the server was still running 60 s later (killed)"
+    stopped = time.perf_counter() - t
     conn.close()
     t = time.perf_counter()
     try: again = start(coin, art, port)
     except UserError as e: return None, f"restart on the same port: {e} after {time.perf_counter() - t:.1f}s"
-    return again, f"restart on the same port right after SIGTERM: /ping answers after {time.perf_counter() - t:.1f}s"
+    return again, f"stopped {stopped:.1f}s after SIGTERM; restarted on the same port: /ping answers after {time.perf_counter() - t:.1f}s"
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

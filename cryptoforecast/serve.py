@@ -55,6 +55,8 @@ def request_table(rows, coin: str) -> pd.DataFrame:
     if coin not in counts.index: raise BadRequest(f"no rows for {coin} (symbols sent: {', '.join(counts.index[:10])})")
     return df
 
+
+# %% ../nbs/33_serve.ipynb #2ed2b36a
 _REPAIRS = {'leading_empty': 'no close before the first priced day', 'zero_close': 'a missing, zero or non-finite close',
             'ohl_filled': 'a missing or zero open, high or low', 'range_widened': 'an open or close outside low..high',
             'negative_volume': 'a negative volume'}
@@ -82,6 +84,7 @@ def symbol_frame(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
     values.attrs['symbol'] = symbol
     return values
 
+# %% ../nbs/33_serve.ipynb #1f82b165
 def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
     "One checked OHLCV frame per symbol of the request rows (`symbol` column optional: default `coin`); `BadRequest` if unusable."
     df = request_table(rows, coin)
