@@ -195,10 +195,10 @@ def test_a_heavy_request_does_not_hold_up_a_light_one(served):
 
 @pytest.fixture(scope='module')
 def hasty(trained):
-    "A server with a 1 s limit per request; (port, process, universe)."
+    "A server with a 0.5 s limit per request (the heavy request takes 1 s or more); (port, process, universe)."
     art, universe = trained
     port = free_port()
-    proc = start(art, port, '--timeout', '1')
+    proc = start(art, port, '--timeout', '0.5')
     yield port, proc, universe
     kill_tree(proc)
 
@@ -225,7 +225,7 @@ def test_sigterm_mid_request_stops_everything(hasty):
     pids = [q.pid for q in tree(proc.pid)]
     t = threading.Thread(target=lambda: post(port, heavy(universe), timeout=60), daemon=True)
     t.start()
-    time.sleep(0.5)
+    time.sleep(0.25)
     proc.send_signal(signal.SIGTERM)
     proc.wait(15)
     deadline = time.time() + 10
