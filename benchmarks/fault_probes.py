@@ -7,7 +7,8 @@ Every probe works in a fresh temporary folder with its own cache and artifacts, 
 files it writes itself, so nothing here depends on the real data. A good answer is exit code 2 with one line
 `error: ...` naming the thing and the problem, and no traceback; the probes that feed good data expect exit 0.
 The heavier probes (kill -9 during the first MLflow store creation, concurrent store setups, the dashboard's kernels
-and signals) are tests: tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py.
+and signals; `serve`'s payloads, bounds, timeout, SIGTERM, restart and damaged cache) are tests:
+tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py, tests/test_faults_serve.py.
 """
 import argparse, gzip, os, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +128,10 @@ def path_is_a_file(*argv):
         (tmp/'a-file').write_text('not a folder')
         return [*argv, str(tmp/'a-file')]
     return make
+def serve_artifacts_file(tmp: Path) -> list[str]:
+    "`serve` given a file where its artifacts folder should be."
+    (tmp/'artifacts').write_text('not a folder')
+    return ['serve', '--coin', 'BTC', '--artifacts-dir', str(tmp/'artifacts')]
 
 PROBES = {
     'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
@@ -167,6 +172,10 @@ PROBES = {
     'data download --data-dir FILE': data_dir_a_file('data', 'download', '--source', 'binance', '--coins', 'ETH'),
     'site --out FILE': path_is_a_file('site', '--no-execute', '--out'),
     'dashboard --artifacts-dir FILE': path_is_a_file('dashboard', '--artifacts-dir'),
+    'serve --artifacts-dir FILE': serve_artifacts_file,
+    'serve --timeout 0': arguments('serve', '--coin', 'BTC', '--timeout', '0'),
+    'serve --workers 0': arguments('serve', '--coin', 'BTC', '--workers', '0'),
+    'serve --max-request-mb inf': arguments('serve', '--coin', 'BTC', '--max-request-mb', 'inf'),
 }
 
 LIVE_PREPARE = """

@@ -4,7 +4,7 @@
 
 # %% ../nbs/33_serve.ipynb #7c692851
 from __future__ import annotations
-import json, os, sys, tempfile, warnings
+import asyncio, contextlib, hashlib, json, os, queue, re, shutil, sys, tempfile, threading, warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,18 @@ from .config import get_config
 from .metrics import QUANTILE_COLS
 
 # %% auto #0
-__all__ = ['PRICE_COLUMNS', 'SERVE_COLUMNS', 'BadRequest', 'min_rows', 'ohlcv_frames', 'serve_forecast', 'OHLCVPyfunc',
-           'serving_signature', 'build_serving_model', 'serve_parser', 'serve_cli']
+__all__ = ['PRICE_COLUMNS', 'MAX_SYMBOLS', 'MAX_ROWS', 'MAX_PRICE', 'MAX_VOLUME', 'PRICE_QUANTILE_COLS', 'SERVE_COLUMNS',
+           'SERVE_MANIFEST', 'BadRequest', 'min_rows', 'request_table', 'symbol_frame', 'ohlcv_frames',
+           'serve_forecast', 'OHLCVPyfunc', 'serving_signature', 'write_manifest', 'is_whole', 'build_serving_model',
+           'scoring_worker', 'own_package_first', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app',
+           'positive_number', 'serve_parser', 'listening_socket', 'serve_cli']
 
 # %% ../nbs/33_serve.ipynb #b426cfd0
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'volume')
+MAX_SYMBOLS = 256    # room for the whole universe (128 coins), not for thousands of one-row symbols
+MAX_ROWS = 6000      # daily rows per symbol: more than BTC's whole history
+MAX_PRICE = 1e12     # above any coin's price in any quote; a price like 1e300 overflows the features
+MAX_VOLUME = 1e18
 
 class BadRequest(ValueError):
     "A request the serving model cannot answer; the scoring server turns it into HTTP 400."
@@ -29,37 +36,65 @@ def min_rows(forecaster) -> int:
     from cryptoforecast.features import warmup_days
     return warmup_days() + int(forecaster.fold_meta_['lookback'])
 
-def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
-    "One checked OHLCV frame per symbol of the request rows (`symbol` column optional: default `coin`); `BadRequest` if unusable."
-    df = pd.DataFrame(rows).copy()
+def request_table(rows, coin: str) -> pd.DataFrame:
+    "The request's rows with an upper-case `symbol` column (default `coin`), within the size bounds; `BadRequest` if not."
+    from cryptoforecast.config import TICKER_PATTERN
+    df = pd.DataFrame(rows)
     missing = [c for c in ('date', *PRICE_COLUMNS) if c not in df.columns]
     if missing:
         raise BadRequest(f"missing column(s) {', '.join(missing)}; send date, open, high, low, close, volume (and symbol)")
+    df = df[[c for c in ('symbol', 'date', *PRICE_COLUMNS) if c in df.columns]].copy()
     if 'symbol' not in df.columns: df['symbol'] = coin
-    df['symbol'] = df['symbol'].astype(str).str.upper()
-    try: df['date'] = pd.to_datetime(df['date'], utc=True)
-    except (ValueError, TypeError) as e: raise BadRequest(f"unreadable date: {e}") from None
-    out = {}
-    for sym, g in df.groupby('symbol', sort=False):
-        values = g[list(PRICE_COLUMNS)].apply(pd.to_numeric, errors='coerce')
-        prices = values[['open', 'high', 'low', 'close']]
-        bad = ~np.isfinite(values.to_numpy(float)).all(axis=1) | (prices <= 0).any(axis=1).to_numpy()
-        if bad.any(): raise BadRequest(f"{sym}: non-finite or non-positive price or volume on {g['date'][bad].iloc[0].date()}")
-        days = pd.DatetimeIndex(g['date'])
-        if (days != days.normalize()).any(): raise BadRequest(f"{sym}: dates must be days (midnight UTC)")
+    df['symbol'] = df['symbol'].astype(str).str.strip().str.upper()
+    counts = df['symbol'].value_counts(sort=False)
+    if len(counts) > MAX_SYMBOLS: raise BadRequest(f"{len(counts)} symbols in one request; at most {MAX_SYMBOLS}")
+    if counts.max() > MAX_ROWS:
+        raise BadRequest(f"{counts.idxmax()}: {counts.max()} rows; at most {MAX_ROWS} daily rows per symbol")
+    bad = [s for s in counts.index if not re.fullmatch(TICKER_PATTERN, s)]
+    if bad: raise BadRequest(f"symbol {bad[0][:20]!r} is not a ticker (letters and digits, e.g. BTC)")
+    if coin not in counts.index: raise BadRequest(f"no rows for {coin} (symbols sent: {', '.join(counts.index[:10])})")
+    return df
+
+
+# %% ../nbs/33_serve.ipynb #2ed2b36a
+_REPAIRS = {'leading_empty': 'no close before the first priced day', 'zero_close': 'a missing, zero or non-finite close',
+            'ohl_filled': 'a missing or zero open, high or low', 'range_widened': 'an open or close outside low..high',
+            'negative_volume': 'a negative volume'}
+
+def symbol_frame(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
+    "One symbol's rows checked by the file readers' own functions (numbers, dates, prices); refused where they would repair."
+    from dataclasses import replace
+    from cryptoforecast.data import REPAIRS, DataError, detect_format, to_ohlcv, validate_ohlcv
+    raw = rows[['date', *PRICE_COLUMNS]].reset_index(drop=True)
+    try:
+        frame = to_ohlcv(raw, detect_format(raw.columns), symbol)
+        days = frame.index
         step = days[1:] - days[:-1]
-        if (step <= pd.Timedelta(0)).any(): raise BadRequest(f"{sym}: dates must be sorted ascending without repeats")
-        if (step != pd.Timedelta(days=1)).any(): raise BadRequest(f"{sym}: dates must be consecutive days (a gap after "
-                                                                 f"{days[:-1][step != pd.Timedelta(days=1)][0].date()})")
-        frame = values.set_axis(days.rename('date'))
-        frame.attrs['symbol'] = sym
-        out[sym] = frame
-    if coin not in out: raise BadRequest(f"no rows for {coin} (symbols sent: {', '.join(out)})")
-    return out
+        if (step <= pd.Timedelta(0)).any(): raise BadRequest(f"{symbol}: dates must be sorted ascending without repeats")
+        if (step != pd.Timedelta(days=1)).any():
+            gap = days[:-1][step != pd.Timedelta(days=1)][0]
+            raise BadRequest(f"{symbol}: dates must be consecutive days (a gap after {gap.date()})")
+        checked, report = validate_ohlcv(frame, symbol, replace(get_config().rules, min_rows=1, max_repair_share=1.0))
+    except DataError as e: raise BadRequest(str(e)) from None
+    repairs = [f"{n} row(s) with {_REPAIRS.get(k, k)}" for k, n in report.counts.items() if k in REPAIRS]
+    if repairs: raise BadRequest(f"{symbol}: {', '.join(repairs)}; send clean rows")
+    values = checked[list(PRICE_COLUMNS)]
+    big = (values[['open', 'high', 'low', 'close']] > MAX_PRICE).any(axis=1) | (values['volume'] > MAX_VOLUME)
+    if big.any(): raise BadRequest(f"{symbol}: implausibly large price or volume on {values.index[big.to_numpy()][0].date()}")
+    values.attrs['symbol'] = symbol
+    return values
+
+# %% ../nbs/33_serve.ipynb #1f82b165
+def ohlcv_frames(rows: pd.DataFrame, coin: str) -> dict[str, pd.DataFrame]:
+    "One checked OHLCV frame per symbol of the request rows (`symbol` column optional: default `coin`); `BadRequest` if unusable."
+    df = request_table(rows, coin)
+    return {sym: symbol_frame(g, sym) for sym, g in df.groupby('symbol', sort=False)}
 
 # %% ../nbs/33_serve.ipynb #9a0eb990
+PRICE_QUANTILE_COLS = tuple(f"price_{c}" for c in QUANTILE_COLS)
+
 def serve_forecast(forecaster, rows: pd.DataFrame, coin: str, version=None) -> pd.DataFrame:
-    "The forecast for the last date of `rows`: one row per horizon (mean, quantiles, sigma, prices, version, data's last date)."
+    "The forecast for the last date of `rows`: one row per horizon (log-return mean, quantiles and sigma, the same as prices)."
     from cryptoforecast.features import build_features, market_context
     from cryptoforecast.live import latest_forecast
     frames = ohlcv_frames(rows, coin)
@@ -70,7 +105,10 @@ def serve_forecast(forecaster, rows: pd.DataFrame, coin: str, version=None) -> p
     lacking = [f for f in forecaster.fold_meta_['features'] if f not in frame.columns]
     if lacking: raise BadRequest(f"the model needs BTC's rows too (for {', '.join(lacking[:3])}...): add rows with symbol BTC")
     p = latest_forecast(forecaster, frame)
+    for q, price in zip(QUANTILE_COLS, PRICE_QUANTILE_COLS): p[price] = p['close_origin'] * np.exp(p[q])
     out = p[list(SERVE_COLUMNS[:-2])].copy()
+    numbers = out.drop(columns=['coin', 'origin', 'horizon', 'model']).to_numpy(float)
+    if not np.isfinite(numbers).all(): raise BadRequest(f"{coin}: these rows give no finite forecast (check the prices sent)")
     out['origin'] = out['origin'].dt.strftime('%Y-%m-%d')
     return out.assign(model_version=None if version is None else int(version), data_last=str(frames[coin].index[-1].date()))
 
@@ -90,7 +128,7 @@ class OHLCVPyfunc(mlflow.pyfunc.PythonModel):
         except (BadRequest, UserError) as e: raise MlflowException.invalid_parameter_value(str(e)) from None
 
 SERVE_COLUMNS = ('coin', 'origin', 'horizon', 'model', 'mean', *QUANTILE_COLS, 'sigma', 'point', 'close_origin', 'price_mean',
-                 'model_version', 'data_last')
+                 *PRICE_QUANTILE_COLS, 'model_version', 'data_last')
 
 def serving_signature():
     "Outputs: the forecast rows; inputs left open (the model checks the OHLCV rows itself and says what is wrong)."
@@ -101,12 +139,41 @@ def serving_signature():
 
 _SERVE_CODE = "from mlflow.models import set_model\nfrom cryptoforecast.serve import OHLCVPyfunc\nset_model(OHLCVPyfunc())\n"
 
+# %% ../nbs/33_serve.ipynb #d4f52371
+import hashlib, shutil
+
+SERVE_MANIFEST = 'serve_manifest.json'
+
+def _sha256(path: Path) -> str: return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def write_manifest(folder) -> None:
+    "List every file under `folder` with its SHA-256 in `serve_manifest.json`."
+    folder = Path(folder)
+    files = {str(f.relative_to(folder)): _sha256(f) for f in sorted(folder.rglob('*')) if f.is_file()}
+    (folder / SERVE_MANIFEST).write_text(json.dumps(files, indent=0))
+
+def is_whole(folder) -> bool:
+    "Whether every file the manifest of `folder` lists is there unchanged (files added later, such as bytecode, aside)."
+    try:
+        listed = json.loads((Path(folder) / SERVE_MANIFEST).read_text())
+        return bool(listed) and all(_sha256(Path(folder) / name) == digest for name, digest in listed.items())
+    except (OSError, ValueError, TypeError, AttributeError): return False
+
+# %% ../nbs/33_serve.ipynb #2539d07f
+def _discard(path: Path) -> None:
+    "Move a damaged serving model aside (a rename: atomic), then delete it."
+    aside = path.with_name(f".{path.name}.damaged-{os.getpid()}")
+    with contextlib.suppress(OSError): os.rename(path, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    if path.exists() and not is_whole(path): shutil.rmtree(path, ignore_errors=True)
+
 def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
-    "Save the self-contained serving model of `forecaster` to the folder `path` (written aside, then renamed); returns it."
+    "Save the self-contained serving model of `forecaster` to `path` (written aside, then renamed); reused while whole, else rebuilt."
     import cryptoforecast
     from cryptoforecast.tracking import save_forecaster, forecaster_requirements, quiet_mlflow
     path = Path(path)
-    if (path / 'MLmodel').exists(): return path
+    if is_whole(path): return path
+    if path.exists() or path.is_symlink(): _discard(path)   # truncated, garbage, or built before manifests: rebuilt
     quiet_mlflow()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as d, warnings.catch_warnings():
@@ -120,14 +187,195 @@ def build_serving_model(forecaster, coin: str, version, run_id, path) -> Path:
                                  artifacts={'forecaster': str(saved), 'meta': str(meta)},
                                  code_paths=[str(Path(cryptoforecast.__file__).parent)],
                                  pip_requirements=forecaster_requirements(), signature=serving_signature())
+        write_manifest(Path(d) / 'model')
         try: os.rename(Path(d) / 'model', path)
         except OSError:
-            if not (path / 'MLmodel').exists(): raise   # another process built it meanwhile: use theirs
+            if not is_whole(path): raise   # another process built it meanwhile: use theirs
     return path
 
+# %% ../nbs/33_serve.ipynb #0639d6fc
+def _answer(status: int, message: str) -> tuple[str, int, str]:
+    "An HTTP answer `(body, status, content type)` in MLflow's error format."
+    code = 'BAD_REQUEST' if status < 500 else 'INTERNAL_ERROR'
+    return json.dumps({'error_code': code, 'message': message}), status, 'application/json'
+
+def _watch_parent(parent_pid: int) -> None:
+    "Exit at once when the server process is gone, so no worker outlives it (even mid-request, even after SIGKILL)."
+    import time
+    while os.getppid() == parent_pid: time.sleep(0.5)
+    os._exit(0)
+
+def scoring_worker(model_path: str, conn, parent_pid: int) -> None:
+    "A worker process: load the serving model, then answer `(body, content_type)` with MLflow's scoring until the pipe closes."
+    import signal, threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C stops the server, which stops its workers
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+    try: model = mlflow.pyfunc.load_model(model_path)
+    except Exception as e:
+        conn.send(('error', f"{type(e).__name__}: {e}"))
+        return
+    schema = model.metadata.get_input_schema()
+    conn.send(('ready', os.getpid()))
+    while True:
+        try: body, content_type = conn.recv()
+        except (EOFError, OSError): return
+        try: answer = tuple(scoring_server.invocations(body, content_type, model, schema))
+        except MlflowException as e:   # MLflow prefixes the whole input frame to the reason: the reason alone
+            e.message = e.message.rsplit('\nError: ', 1)[-1]
+            answer = (e.serialize_as_json(), e.get_http_status_code(), 'application/json')
+        except Exception as e: answer = _answer(500, f"{type(e).__name__}: {e}")
+        conn.send(answer)
+
+# %% ../nbs/33_serve.ipynb #9e6bcaee
+@contextlib.contextmanager
+def own_package_first():
+    "This package's folder first on `sys.path` (which a worker inherits), not the copy a loaded model put there."
+    # loading a registered model puts the (perhaps older) copy of the package saved with it first on sys.path
+    import cryptoforecast
+    home, saved = str(Path(cryptoforecast.__file__).resolve().parent.parent), list(sys.path)
+    sys.path[:] = [home, *(p for p in saved if p != home)]
+    try: yield
+    finally: sys.path[:] = saved
+
+class ScoringWorker:
+    "One worker process and its pipe: a request that overruns its time is stopped by killing the process (a thread cannot be)."
+    def __init__(self, model_path, context):
+        self.model_path, self.context, self.process, self.conn = str(model_path), context, None, None
+
+    def start(self, timeout: float = 600):
+        "Start the process and wait until its model is loaded; `UserError` saying why if it does not load."
+        self.conn, child = self.context.Pipe()
+        self.process = self.context.Process(target=scoring_worker, args=(self.model_path, child, os.getpid()), daemon=True)
+        with own_package_first(): self.process.start()
+        child.close()
+        try: kind, detail = self.conn.recv() if self.conn.poll(timeout) else ('error', f"not loaded after {timeout:g} s")
+        except (EOFError, OSError): kind, detail = 'error', 'the worker process exited'
+        if kind != 'ready':
+            self.stop()
+            raise UserError(f"the serving model {self.model_path} does not load: {detail}")
+        return self
+
+    @property
+    def alive(self) -> bool: return self.conn is not None
+
+    def kill(self) -> None:
+        "SIGKILL the process (safe from a signal handler: the pipe is left to the thread using it)."
+        with contextlib.suppress(OSError, AttributeError): self.process.kill()
+
+    def stop(self) -> None:
+        "Kill the process, reap it and close the pipe."
+        self.kill()
+        if self.process is not None: self.process.join(10)
+        if self.conn is not None: self.conn.close()
+        self.conn = None
+
+    def score(self, body: bytes, content_type: str, timeout: float) -> tuple[str, int, str]:
+        "The worker's answer to one request, or 504 after `timeout` seconds (the worker is killed: its work stops)."
+        try:
+            self.conn.send((body, content_type))
+            if self.conn.poll(timeout): return tuple(self.conn.recv())
+            answer = _answer(504, f"the request took more than {timeout:g} s; its work was stopped")
+        except (EOFError, OSError): answer = _answer(503, 'the worker stopped (the server is stopping or was short of memory)')
+        self.stop()
+        return answer
+
+# %% ../nbs/33_serve.ipynb #96c27803
+class WorkerPool:
+    "`workers` scoring processes; at most `backlog` requests wait for one, the rest get 503 at once; each request has `timeout` s."
+    def __init__(self, model_path, workers: int = 2, timeout: float = 30, backlog: int = 8):
+        import multiprocessing
+        from concurrent.futures import ThreadPoolExecutor
+        context = multiprocessing.get_context('spawn')   # a fresh interpreter: no fork of the server's threads
+        self.workers = [ScoringWorker(model_path, context) for _ in range(workers)]
+        self.timeout, self.slots, self.admitted, self.closing = timeout, workers + backlog, 0, False
+        self.idle = queue.Queue()
+        self.threads = ThreadPoolExecutor(self.slots, thread_name_prefix='serve')
+
+    def start(self):
+        "Start every worker (in parallel) and wait until all have loaded the model."
+        try:
+            for w in self.threads.map(ScoringWorker.start, self.workers): self.idle.put(w)
+        except UserError:
+            self.close()
+            raise
+        return self
+
+    def _restart(self, worker: ScoringWorker) -> None:
+        try: self.idle.put(worker.start())
+        except UserError as e: print(f"warning: a serving worker did not restart: {e}", file=sys.stderr, flush=True)
+
+    def score(self, body: bytes, content_type: str) -> tuple[str, int, str]:
+        "Wait for a free worker (at most `timeout` s), let it answer, restart it in the background if it was killed."
+        try: worker = self.idle.get(timeout=self.timeout)
+        except queue.Empty: return _answer(503, f"busy: no worker free within {self.timeout:g} s; try again later")
+        answer = worker.score(body, content_type, self.timeout)
+        if worker.alive: self.idle.put(worker)
+        elif not self.closing: threading.Thread(target=self._restart, args=(worker,), daemon=True).start()
+        return answer
+
+    async def answer(self, body: bytes, content_type: str) -> tuple[str, int, str]:
+        "`score` in a thread of the pool; 503 at once when `workers + backlog` requests are already in."
+        if self.admitted >= self.slots: return _answer(503, f"busy: {self.admitted} requests in progress; try again later")
+        self.admitted += 1
+        try: return await asyncio.get_running_loop().run_in_executor(self.threads, self.score, body, content_type)
+        finally: self.admitted -= 1
+
+    def kill(self) -> None:
+        "SIGKILL every worker: what they were doing stops now (called on SIGTERM/SIGINT, before the server drains)."
+        self.closing = True
+        for w in self.workers: w.kill()
+
+    def close(self) -> None:
+        "Kill and reap every worker."
+        self.kill()
+        for w in self.workers: w.stop()
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+# %% ../nbs/33_serve.ipynb #074bfb58
+async def bounded_body(request, max_bytes: int) -> bytes|None:
+    "The request's body, or `None` as soon as it is known to exceed `max_bytes` (from its Content-Length or while reading)."
+    declared = request.headers.get('content-length', '')
+    if declared.isdigit() and int(declared) > max_bytes: return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes: return None
+        chunks.append(chunk)
+    return b''.join(chunks)
+
+def scoring_app(pool: WorkerPool, max_bytes: int):
+    "MLflow's scoring routes (`/ping`, `/health`, `/version`, `/invocations`), each request scored by `pool` within bounds."
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def ping(request): return Response(content='\n', status_code=200, media_type='application/json')
+
+    async def version(request): return Response(content=mlflow.__version__, status_code=200, media_type='application/json')
+
+    async def invocations(request):
+        body = await bounded_body(request, max_bytes)
+        if body is None: text, status, kind = _answer(413, f"request larger than {max_bytes / 2**20:g} MiB")
+        else: text, status, kind = await pool.answer(body, request.headers.get('content-type', ''))
+        return Response(content=text, status_code=status, media_type=kind)
+
+    return Starlette(routes=[Route('/ping', ping), Route('/health', ping), Route('/version', version),
+                             Route('/invocations', invocations, methods=['POST'])])
+
+
 # %% ../nbs/33_serve.ipynb #a20ebebb
+def positive_number(text: str) -> float:
+    "A finite number > 0 (seconds, MiB)."
+    import argparse, math
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)): raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return v
+
 def serve_parser():
-    from cryptoforecast.args import ArgParser, port
+    from cryptoforecast.args import ArgParser, port, positive_int, output_dir
     from cryptoforecast.live import _one_coin, alias_spec
     import argparse
     def alias(text):
@@ -137,28 +385,52 @@ def serve_parser():
     p.add_argument('--coin', required=True, type=_one_coin, help='ticker, e.g. BTC')
     p.add_argument('--alias', type=alias, default='champion', help='champion (default), challenger or a version number')
     p.add_argument('--port', type=port, default=5000, help='TCP port on 127.0.0.1 (default 5000)')
-    p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', default=None, help='default: artifacts/')
+    p.add_argument('--artifacts-dir', '--artifacts', dest='artifacts_dir', type=output_dir,
+                   default=str(get_config().artifacts_dir), help='default: artifacts/')
+    p.add_argument('--workers', type=positive_int, default=2, help='scoring processes (default 2): requests answered at once')
+    p.add_argument('--timeout', type=positive_number, default=30.0, 
+                   help='seconds per request before its work is stopped (default 30)')
+    p.add_argument('--max-request-mb', type=positive_number, default=8.0, help='largest request body in MiB (default 8)')
     return p
+
+def listening_socket(port: int):
+    "A socket bound to 127.0.0.1:`port` with SO_REUSEADDR (a restart right after a stop binds at once); one line if in use."
+    import socket
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # closed connections in TIME_WAIT do not block the port
+    try: s.bind(('127.0.0.1', port))
+    except OSError as e:
+        s.close()
+        raise UserError(f"port {port} on 127.0.0.1 is not free ({e.strerror})") from None
+    return s
+
+# %% ../nbs/33_serve.ipynb #d3da79aa
+def _server(app, pool: WorkerPool):
+    "A uvicorn server whose SIGTERM/SIGINT first kills the workers, so no request's work outlives the stop."
+    import uvicorn
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            pool.kill()
+            super().handle_exit(sig, frame)
+    return Server(uvicorn.Config(app, log_level='warning', timeout_graceful_shutdown=5))
 
 def serve_cli(argv: list[str]) -> int:
     "`cryptoforecast serve ...`: runs until stopped."
-    import socket
     a = serve_parser().parse_args(argv)
     from mlflow import MlflowClient
     from cryptoforecast.tracking import setup_mlflow
     from cryptoforecast.live import resolve_version, load_version
-    art = Path(a.artifacts_dir or get_config().artifacts_dir).expanduser().resolve()
+    art = Path(a.artifacts_dir).expanduser().resolve()
     setup_mlflow(artifacts_dir=art)
     mv = resolve_version(a.coin, a.alias, MlflowClient())
-    with socket.socket() as s:   # a port in use: one line now, not a traceback from the server
-        try: s.bind(('127.0.0.1', a.port))
-        except OSError as e: raise UserError(f"port {a.port} on 127.0.0.1 is not free ({e.strerror})") from None
-    path = build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id,
-                               art / 'serve' / f"{a.coin}-v{mv.version}")
-    import uvicorn
-    from mlflow.pyfunc import scoring_server
-    app = scoring_server.init(mlflow.pyfunc.load_model(str(path)))
-    print(f"serving {a.coin} v{mv.version} ({a.alias}) on http://127.0.0.1:{a.port}/invocations (pid {os.getpid()}); "
-          f"stop with kill {os.getpid()}", flush=True)
-    uvicorn.run(app, host='127.0.0.1', port=a.port, log_level='warning')
+    sock = listening_socket(a.port)   # a port in use: one line now, not a traceback from the server
+    path = art / 'serve' / f"{a.coin}-v{mv.version}"
+    if not is_whole(path): build_serving_model(load_version(a.coin, mv.version), a.coin, mv.version, mv.run_id, path)
+    pool = WorkerPool(path, a.workers, a.timeout).start()
+    try:
+        server = _server(scoring_app(pool, int(a.max_request_mb * 2**20)), pool)
+        print(f"serving {a.coin} v{mv.version} ({a.alias}) on http://127.0.0.1:{a.port}/invocations (pid {os.getpid()}, "
+              f"{a.workers} workers); stop with kill {os.getpid()}", flush=True)
+        server.run(sockets=[sock])
+    finally: pool.close()
     return 0

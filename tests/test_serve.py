@@ -1,5 +1,5 @@
 """`cryptoforecast serve` over HTTP: a small BTC model trained once, served on 127.0.0.1, 400 posted days answered like
-`predict_frame`, bad requests refused with HTTP 400 and a message, and stopping the PID stops everything."""
+`predict_frame`, bad requests refused with HTTP 400 and a message, and stopping the PID stops everything (its workers too)."""
 import json, os, signal, socket, subprocess, sys, time, urllib.error, urllib.request, warnings
 from pathlib import Path
 
@@ -95,11 +95,14 @@ def test_serve_binds_localhost_only_and_stops_with_its_pid(served):
     import psutil
     port, proc, _, _ = served
     p = psutil.Process(proc.pid)
-    assert p.children(recursive=True) == []                 # one process: nothing left behind when it stops
-    listening = [c for c in p.net_connections(kind='inet') if c.status == psutil.CONN_LISTEN]
+    family = [p, *p.children(recursive=True)]               # the server and its scoring workers
+    assert len(family) >= 3
+    listening = [c for q in family for c in q.net_connections(kind='inet') if c.status == psutil.CONN_LISTEN]
     assert listening and all(c.laddr.ip == '127.0.0.1' for c in listening)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) in (0, -signal.SIGTERM)     # uvicorn shuts down, then re-raises the signal it caught
+    time.sleep(2)
+    assert [q.pid for q in family if q.is_running() and q.status() != psutil.STATUS_ZOMBIE] == []   # nothing left behind
     with socket.socket() as s:   # nothing listens on the port any more (closed connections may linger in TIME_WAIT)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(('127.0.0.1', port))
