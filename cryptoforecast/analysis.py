@@ -163,8 +163,12 @@ def coin_stats(universe: dict, btc: pd.DataFrame|None = None, seed: int = 0, pro
 Z80 = float(stats.norm.ppf(0.9))   # 1.2816: the half-width of a normal's 80% interval in sigmas
 
 def forecast_sigma(preds: pd.DataFrame) -> np.ndarray:
-    "The forecast standard deviation of each row: `sigma` where the frame has it, else (q0.9 - q0.1) / (2 x 1.2816)."
-    if 'sigma' in preds.columns: return preds['sigma'].to_numpy(float)
+    "The forecast standard deviation of each row: `sigma` where the frame has a finite one, else (q0.9 - q0.1) / (2 x 1.2816)."
+    s = preds['sigma'].to_numpy(float) if 'sigma' in preds.columns else np.full(len(preds), np.nan)
+    missing = ~np.isfinite(s)
+    return np.where(missing, _sigma_from_quantiles(preds), s) if missing.any() else s
+
+def _sigma_from_quantiles(preds: pd.DataFrame) -> np.ndarray:
     qs = frame_quantiles(preds)
     lo, hi = (0.1, 0.9) if {0.1, 0.9} <= set(qs) else (qs[0], qs[-1]) if len(qs) >= 2 else (None, None)
     if lo is None: raise ValueError("forecast_sigma: the frame has neither `sigma` nor two quantile columns")

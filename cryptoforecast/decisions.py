@@ -555,7 +555,7 @@ def check_predictions(preds: pd.DataFrame, what: str = 'the predictions') -> pd.
     for col in [*forecasts, 'actual']:
         try: x = pd.to_numeric(out[col]).to_numpy(float)
         except (ValueError, TypeError): raise UserError(f"{what}: column {col!r} holds something that is no number") from None
-        bad = np.isinf(x) if col == 'actual' else ~np.isfinite(x)      # an actual not realised yet is NaN; never inf
+        bad = np.isinf(x) if col in ('actual', 'sigma') else ~np.isfinite(x)   # NaN: not realised yet / no sigma given
         if bad.any():
             first = out.loc[bad, ['coin', 'model', 'origin', 'horizon']].iloc[0]
             raise UserError(f"{what}: {int(bad.sum())} row(s) with a non-finite value in column {col!r} (first: {first['coin']} "
