@@ -132,6 +132,26 @@ def serve_artifacts_file(tmp: Path) -> list[str]:
     "`serve` given a file where its artifacts folder should be."
     (tmp/'artifacts').write_text('not a folder')
     return ['serve', '--coin', 'BTC', '--artifacts-dir', str(tmp/'artifacts')]
+def strategy_input(kind: str):
+    "`strategy` on a predictions file it must refuse (one row, an inf forecast, missing, a folder) or an --out that is a file."
+    def make(tmp: Path) -> list[str]:
+        from cryptoforecast.decisions import synthetic_predictions
+        p = synthetic_predictions(n_days=40, coins=[f'C{i}' for i in range(6)])
+        path, out = tmp/'preds.parquet', tmp/'out'
+        if kind == 'one row': p = p.head(1)
+        if kind == 'inf': p.loc[7, 'mean'] = float('inf')
+        if kind == 'out is a file': out.write_text('')
+        if kind == 'folder': path.mkdir()
+        elif kind != 'missing': p.to_parquet(path)
+        return ['strategy', '--preds', str(path), '--draws', '50', '--out', str(out)]
+    return make
+
+def file_as_out(command: str):
+    "`command --out FILE`, FILE an existing file."
+    def make(tmp: Path) -> list[str]:
+        (tmp/'file').write_text('')
+        return [command, '--out', str(tmp/'file')]
+    return make
 
 PROBES = {
     'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
@@ -176,6 +196,13 @@ PROBES = {
     'serve --timeout 0': arguments('serve', '--coin', 'BTC', '--timeout', '0'),
     'serve --workers 0': arguments('serve', '--coin', 'BTC', '--workers', '0'),
     'serve --max-request-mb inf': arguments('serve', '--coin', 'BTC', '--max-request-mb', 'inf'),
+    'strategy: one-row predictions': strategy_input('one row'),
+    'strategy: inf in the predictions': strategy_input('inf'),
+    'strategy: no such predictions file': strategy_input('missing'),
+    'strategy: a folder as --preds': strategy_input('folder'),
+    'strategy --out FILE': strategy_input('out is a file'),
+    'analyze --window 1000000': arguments('analyze', '--window', '1000000'),
+    'analyze --out FILE': file_as_out('analyze'),
 }
 
 LIVE_PREPARE = """

@@ -4,16 +4,16 @@
 
 # %% ../nbs/40_analysis.ipynb #4acfbd9c
 from __future__ import annotations
-import sys, time
+import contextlib, datetime, os, re, shutil, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .args import ArgParser, existing_dir, positive_int
+from .args import ArgParser, existing_dir, output_dir, positive_int
 from .args import coins as coin_list, seed as seed_arg
-from .atomic import atomic_path, write_csv, write_json
+from .atomic import atomic_path, current_umask, write_csv, write_json
 from .errors import UserError
 from .metrics import frame_quantiles, quantile_col
 
@@ -21,9 +21,9 @@ from .metrics import frame_quantiles, quantile_col
 __all__ = ['DAYS_PER_YEAR', 'STAT_COLUMNS', 'Z80', 'log_returns', 'annualised_return', 'annualised_volatility', 'sharpe_ratio',
            'sortino_ratio', 'sharpe_ci', 'drawdown', 'max_drawdown', 'historical_var_es', 'returns_frame',
            'equal_weight_index', 'beta_correlation', 'one_coin_stats', 'coin_stats', 'forecast_sigma', 'quantile_grid',
-           'tail_quantile', 'quantile_at', 'model_var_es', 'common_window', 'pca', 'correlation_distance',
-           'cluster_coins', 'save_figure', 'plot_correlation', 'plot_dendrogram', 'plot_pca', 'plot_risk_return',
-           'analyze_universe', 'analyze_parser', 'analyze_cli']
+           'tail_quantile', 'quantile_at', 'model_var_es', 'window_too_long', 'common_window', 'pca',
+           'correlation_distance', 'cluster_coins', 'save_figure', 'plot_correlation', 'plot_dendrogram', 'plot_pca',
+           'plot_risk_return', 'run_folder', 'analyze_universe', 'analyze_parser', 'analyze_cli']
 
 # %% ../nbs/40_analysis.ipynb #bc343664
 DAYS_PER_YEAR = 365
@@ -163,8 +163,12 @@ def coin_stats(universe: dict, btc: pd.DataFrame|None = None, seed: int = 0, pro
 Z80 = float(stats.norm.ppf(0.9))   # 1.2816: the half-width of a normal's 80% interval in sigmas
 
 def forecast_sigma(preds: pd.DataFrame) -> np.ndarray:
-    "The forecast standard deviation of each row: `sigma` where the frame has it, else (q0.9 - q0.1) / (2 x 1.2816)."
-    if 'sigma' in preds.columns: return preds['sigma'].to_numpy(float)
+    "The forecast standard deviation of each row: `sigma` where the frame has a finite one, else (q0.9 - q0.1) / (2 x 1.2816)."
+    s = preds['sigma'].to_numpy(float) if 'sigma' in preds.columns else np.full(len(preds), np.nan)
+    missing = ~np.isfinite(s)
+    return np.where(missing, _sigma_from_quantiles(preds), s) if missing.any() else s
+
+def _sigma_from_quantiles(preds: pd.DataFrame) -> np.ndarray:
     qs = frame_quantiles(preds)
     lo, hi = (0.1, 0.9) if {0.1, 0.9} <= set(qs) else (qs[0], qs[-1]) if len(qs) >= 2 else (None, None)
     if lo is None: raise ValueError("forecast_sigma: the frame has neither `sigma` nor two quantile columns")
@@ -228,9 +232,15 @@ def model_var_es(preds: pd.DataFrame, level: float = 0.95, tail_df: float|None =
     return pd.DataFrame({'var': var, 'es': es}, index=preds.index)
 
 # %% ../nbs/40_analysis.ipynb #e9250a7a
+def window_too_long(days: int, rets: pd.DataFrame) -> str:
+    "What to tell a user whose common period of `days` days is longer than the returns `rets` span."
+    span = f"{len(rets)} days of returns, {rets.index[0].date()} to {rets.index[-1].date()}" if len(rets) else "no returns"
+    return f"--window {days}: longer than the data ({span}); use a window of at most {len(rets)} days"
+
 def common_window(rets: pd.DataFrame, days: int = 730, min_vol: float = 0.10) -> tuple[pd.DataFrame, dict]:
     "The panel of the `days`-day window holding the most coins with complete returns (latest on ties), stablecoins left out."
     days = int(days)
+    if days > len(rets): raise UserError(window_too_long(days, rets))
     full = rets.notna()
     best = (0, None)
     for end in sorted({rets[c].last_valid_index() for c in rets.columns if rets[c].notna().any()}):
@@ -341,6 +351,28 @@ def plot_risk_return(table: pd.DataFrame, title: str = ''):
     ax.set_title(title)
     return fig
 
+# %% ../nbs/40_analysis.ipynb #62351776
+def _stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+
+@contextlib.contextmanager
+def run_folder(parent, name: str):
+    """`(tmp, final)`: write into `tmp`, a hidden temporary folder in `parent`; when the block ends without error `tmp`
+    becomes `final`, `parent/<name>-<UTC time>-<unique>`, else it is removed. An OSError is a UserError naming the folder."""
+    parent = Path(parent)
+    name = re.sub(r'[^A-Za-z0-9_.+-]+', '_', str(name)).strip('._')[:60] or 'run'
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f'.{name}-{_stamp()}-', suffix='.partial'))
+    except OSError as e: raise UserError(f"cannot write into {parent}: {e.strerror or e}") from None
+    final = parent/tmp.name[1:-len('.partial')]
+    try:
+        yield tmp, final
+        os.chmod(tmp, 0o777 & ~current_umask())      # mkdtemp makes the folder private; a finished run is read like any folder
+        os.rename(tmp, final)
+    except OSError as e: raise UserError(f"cannot write {final}: {e.strerror or e}") from None
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
 # %% ../nbs/40_analysis.ipynb #fb773aab
 def analyze_universe(universe: dict, out, btc: pd.DataFrame|None = None, window: int = 730, n_clusters: int = 5,
                      seed: int = 0, progress: bool = True) -> dict:
@@ -390,7 +422,8 @@ def analyze_parser() -> ArgParser:
     p = ArgParser(prog='cryptoforecast analyze', description='Market analysis: per-coin risk and return, PCA, clusters.')
     p.add_argument('--data-dir', type=existing_dir)
     p.add_argument('--coins', type=coin_list, default=None, help='comma-separated tickers (default: every coin)')
-    p.add_argument('--out', default='artifacts/analysis', help='folder for the tables, plots and summary')
+    p.add_argument('--out', type=output_dir, default=Path('artifacts/analysis'),
+                   help='parent folder: each run writes its tables, plots and summary into a new folder in it')
     p.add_argument('--window', type=positive_int, default=730, help='days of the common period for PCA and clustering')
     p.add_argument('--clusters', type=positive_int, default=5, help='most clusters to cut the tree into')
     p.add_argument('--seed', type=seed_arg, default=42, help='seed of the bootstrap Sharpe intervals')
@@ -407,16 +440,20 @@ def analyze_cli(argv: list[str]) -> int:
         universe = load_universe(a.data_dir, symbols=a.coins)
     for w in caught: print(f"warning: {w.message}", file=sys.stderr)
     if not universe: raise UserError(f"no coin to analyse in {a.data_dir or 'the data folder'}")
+    rets = returns_frame(universe)
+    if a.window > len(rets): raise UserError(window_too_long(a.window, rets))
     btc = None
     if 'BTC' not in universe:
         try: btc = load_universe(a.data_dir, symbols=['BTC'])['BTC']
         except UserError: print("note: no BTC in the data; beta to BTC is left empty", file=sys.stderr)
-    s = analyze_universe(universe, a.out, btc=btc, window=a.window, n_clusters=a.clusters, seed=a.seed)
-    print(f"analysed {s['coins']} coins ({s['first']} to {s['last']}) in {s['seconds']:.1f}s; wrote {a.out}")
+    with run_folder(a.out, 'analysis') as (tmp, final):
+        s = analyze_universe(universe, tmp, btc=btc, window=a.window, n_clusters=a.clusters, seed=a.seed)
+    print(f"analysed {s['coins']} coins ({s['first']} to {s['last']}) in {s['seconds']:.1f}s")
     cp = s['common_period']
     if 'pca' in s:
         print(f"common period {cp['start']} to {cp['end']}: {cp['coins']} coins; PC1 explains {s['pca']['explained'][0]:.0%}"
               f" ({'all loadings share a sign' if s['pca']['pc1_same_sign'] else 'loadings of mixed sign'}); "
               f"{len(s['clusters'])} clusters")
     else: print(f"no PCA or clustering: {cp.get('skipped')}")
+    print(f"tables, plots and summary: {final}")
     return 0

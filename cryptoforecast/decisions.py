@@ -4,7 +4,7 @@
 
 # %% ../nbs/41_decisions.ipynb #c19739fe
 from __future__ import annotations
-import argparse, sys, time, warnings
+import argparse, os, sys, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,22 +12,23 @@ import pandas as pd
 from scipy import stats
 
 from .analysis import (DAYS_PER_YEAR, annualised_return, annualised_volatility, forecast_sigma,
-                                     max_drawdown, quantile_at, quantile_grid, save_figure, sharpe_ci, sharpe_ratio)
-from .args import ArgParser, existing_dir, positive_int
+                                     max_drawdown, quantile_at, quantile_grid, run_folder, save_figure, sharpe_ci,
+                                     sharpe_ratio)
+from .args import ArgParser, existing_dir, output_dir, positive_int
 from .args import coins as coin_list, seed as seed_arg
 from .atomic import write_csv, write_json
 from .errors import UserError
 
 # %% auto #0
-__all__ = ['KEY', 'STRATEGIES', 'TARGET_VOL', 'MAX_LEVERAGE', 'EULER_GAMMA', 'PORTFOLIOS', 'STRATEGY_COLUMNS', 'CROSS_COLUMNS',
-           'PORTFOLIO_COLUMNS', 'trading_rows', 'periods_per_year', 'synthetic_predictions', 'positions', 'bps',
-           'book_returns', 'strategy_returns', 'expected_max_sharpe', 'deflated_sharpe_ratio', 'performance',
-           'information_ratio', 'pooled_books', 'strategy_table', 'per_coin', 'oracle', 'shuffled', 'quintile_of',
-           'quintile_probabilities', 'rps', 'cross_section_origin', 'cross_sectional_skill', 'ledoit_wolf_correlation',
-           'risk_parity_weights', 'portfolio_weights', 'run_portfolio', 'portfolio_table', 'perturb_after',
-           'plot_equity', 'plot_portfolios', 'var_backtest', 'pegged_coins', 'check_predictions', 'evaluate_decisions',
-           'write_decisions', 'non_negative_float', 'positive_float', 'strategy_parser', 'read_predictions',
-           'strategy_cli']
+__all__ = ['KEY', 'STRATEGIES', 'TARGET_VOL', 'MAX_LEVERAGE', 'EULER_GAMMA', 'PORTFOLIOS', 'MIN_ORIGINS', 'STRATEGY_COLUMNS',
+           'CROSS_COLUMNS', 'PORTFOLIO_COLUMNS', 'trading_rows', 'periods_per_year', 'synthetic_predictions',
+           'positions', 'bps', 'book_returns', 'strategy_returns', 'expected_max_sharpe', 'deflated_sharpe_ratio',
+           'performance', 'information_ratio', 'pooled_books', 'strategy_table', 'per_coin', 'split_never_traded',
+           'oracle', 'shuffled', 'quintile_of', 'quintile_probabilities', 'rps', 'cross_section_origin',
+           'cross_sectional_skill', 'ledoit_wolf_correlation', 'risk_parity_weights', 'portfolio_weights',
+           'run_portfolio', 'portfolio_table', 'perturb_after', 'log_axis', 'plot_equity', 'plot_portfolios',
+           'var_backtest', 'pegged_coins', 'check_predictions', 'check_enough', 'evaluate_decisions', 'write_decisions',
+           'non_negative_float', 'positive_float', 'strategy_parser', 'read_predictions', 'strategy_cli']
 
 # %% ../nbs/41_decisions.ipynb #2cc48748
 KEY = ['coin', 'origin']
@@ -197,6 +198,7 @@ def strategy_table(book: pd.DataFrame, horizon: int = 1, by=()) -> pd.DataFrame:
     ir = [information_ratio(g.set_index('origin')['net'], pooled.loc[(pooled['strategy'] == 'buy_hold').to_numpy()
                              & _same(pooled, g, by)].set_index('origin')['net'], ppy) for _, g in groups]
     t[['ir', 'ir_lo', 'ir_hi']] = np.where((t['strategy'] == 'buy_hold').to_numpy()[:, None], np.nan, np.array(ir))
+    t['traded'] = t['turnover'] > 0
     t.attrs['n_trials'] = int(trial.sum())
     return t
 
@@ -210,7 +212,14 @@ def per_coin(book: pd.DataFrame, horizon: int = 1) -> pd.DataFrame:
     "Performance of every coin's own book, per model and strategy."
     ppy = periods_per_year(horizon)
     rows = [{'model': m, 'strategy': s, 'coin': c, **_score(g, ppy)} for (m, s, c), g in book.groupby(['model', 'strategy', 'coin'])]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(traded=lambda t: t['turnover'] > 0)
+
+# %% ../nbs/41_decisions.ipynb #e7d1fbf3
+def split_never_traded(table: pd.DataFrame, what: str = 'strategy') -> tuple[pd.DataFrame, list[str]]:
+    "The rows of `table` whose book traded, and the names (`model/<what>`) of the books that never did."
+    idle = ~table['traded'].astype(bool).to_numpy()
+    names = sorted(f"{m}/{k}" for m, k in zip(table.loc[idle, 'model'], table.loc[idle, what]))
+    return table[~idle].reset_index(drop=True), names
 
 # %% ../nbs/41_decisions.ipynb #4984d8ed
 def oracle(rows: pd.DataFrame) -> pd.DataFrame:
@@ -414,9 +423,11 @@ def portfolio_table(preds_rows: pd.DataFrame, horizon: int = 1, cost: float = bp
     n, v = int(tried.sum()), float(sr[tried].var(ddof=1)) if tried.sum() > 1 else 0.0
     t['dsr'] = [deflated_sharpe_ratio(x, *((n, v) if k != 'equal_weight' else (1, 0.0))) for x, k in zip(nets, t['portfolio'])]
     t.attrs['n_trials'] = n
-    ew = next(s_ for s_ in series if s_['portfolio'].iloc[0] == 'equal_weight').set_index('origin')['net'] if series else None
+    kinds_run = list(t['portfolio'])
+    ew = series[kinds_run.index('equal_weight')].set_index('origin')['net'] if 'equal_weight' in kinds_run else None
     ir = [information_ratio(s_.set_index('origin')['net'], ew, ppy) if ew is not None else (np.nan,) * 3 for s_ in series]
     t[['ir', 'ir_lo', 'ir_hi']] = np.where((t['portfolio'] == 'equal_weight').to_numpy()[:, None], np.nan, np.array(ir))
+    t['traded'] = (t['turnover'] > 0) if 'turnover' in t else False
     return t, pd.concat(series, ignore_index=True)
 
 # %% ../nbs/41_decisions.ipynb #14506c39
@@ -428,8 +439,33 @@ def perturb_after(rows: pd.DataFrame, T, seed: int = 0, scale: float = 0.05) -> 
     return out
 
 # %% ../nbs/41_decisions.ipynb #e0534e93
+def _tick_label(x: float, span: float) -> str:
+    "A plain number for a tick at `x` on an axis spanning a factor `span`: more digits on a narrow axis (0.98, 1.02)."
+    if x <= 0: return ''
+    if x >= 10: return f'{x:,.0f}'
+    return f'{x:.{2 if span > 3 else 3 if span > 1.1 else 4}g}'
+
+def log_axis(ax, label: str):
+    """Put `ax`'s y axis on a log scale labelled `label`, with plain-number ticks (0.8, 1, 2.5, 1,000: never 8x10^-1);
+    minor ticks are labelled all when the axis spans a decade or less, at 2 and 5 up to three decades, else not."""
+    from matplotlib.ticker import FuncFormatter
+    def span() -> float:
+        lo, hi = ax.get_ylim()
+        return hi / lo if lo > 0 else np.inf
+    def minor(x, pos=None):
+        mantissa = round(x / 10 ** np.floor(np.log10(x)), 6) if x > 0 else 0
+        s = span()
+        return _tick_label(x, s) if s <= 10 or (s <= 1000 and mantissa in (2, 5)) else ''
+    ax.set_yscale('log')
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, pos=None: _tick_label(x, span())))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    ax.set_ylabel(label)
+
+def _equity(net: pd.Series) -> np.ndarray:
+    return np.cumprod(1 + net.clip(lower=-1))
+
 def plot_equity(book: pd.DataFrame, title: str = ''):
-    "Equity curves (log scale) of every model's equal-capital book per strategy, against buy and hold."
+    "Equity curves (log scale) of every model's equal-capital book per strategy that trades, against buy and hold."
     from matplotlib.figure import Figure
     pooled = pooled_books(book)
     rules = [s for s in STRATEGIES if s != 'buy_hold' and s in set(pooled['strategy'])]
@@ -438,32 +474,44 @@ def plot_equity(book: pd.DataFrame, title: str = ''):
     nrow = max(1, -(-len(rules) // ncol))
     fig = Figure(figsize=(5.5 * ncol, 3.6 * nrow))
     axes = np.atleast_1d(fig.subplots(nrow, ncol, sharex=True, squeeze=False)).ravel()
-    for ax, rule in zip(axes, rules):
+    for i, (ax, rule) in enumerate(zip(axes, rules)):
+        drawn = 0
         for model, g in pooled[pooled['strategy'] == rule].groupby('model'):
-            ax.plot(g['origin'], np.cumprod(1 + g['net'].clip(lower=-1)), lw=1, label=model)
-        ax.plot(bh.index, np.cumprod(1 + bh.clip(lower=-1)), color='black', lw=1.4, label='buy & hold')
-        ax.set_yscale('log'); ax.set_title(rule); ax.grid(alpha=0.3)
+            if g['turnover'].sum() == 0: continue          # never traded: listed apart, not drawn as a flat line
+            ax.plot(g['origin'], _equity(g['net']), lw=1, label=model)
+            drawn += 1
+        ax.plot(bh.index, _equity(bh), color='black', lw=1.4, label='buy & hold')
+        ax.set_title(rule if drawn else f'{rule} (no model trades)')
+        log_axis(ax, 'value of 1 invested' if i % ncol == 0 else '')
+        if i >= len(rules) - ncol: ax.set_xlabel('origin (day the position is taken)')
+        ax.grid(alpha=0.3, which='both')
     for ax in axes[len(rules):]: ax.set_visible(False)
     axes[0].legend(fontsize=8)
     fig.autofmt_xdate()
-    fig.suptitle(title, y=1.02)
+    fig.suptitle(title or 'equal-capital books', y=1.02)
     return fig
 
 def plot_portfolios(series: pd.DataFrame, title: str = ''):
-    "Equity curves (log scale) of every model's portfolios against equal weight."
+    "Equity curves (log scale) of every model's portfolios that trade, against equal weight."
     from matplotlib.figure import Figure
     kinds = [k for k in PORTFOLIOS if k != 'equal_weight']
     ew = series[series['portfolio'] == 'equal_weight']
     fig = Figure(figsize=(5.5 * len(kinds), 3.8))
-    axes = fig.subplots(1, len(kinds), sharey=True)
-    for ax, kind in zip(np.atleast_1d(axes), kinds):
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), sharey=True))
+    for i, (ax, kind) in enumerate(zip(axes, kinds)):
+        drawn = 0
         for model, g in series[series['portfolio'] == kind].groupby('model'):
-            ax.plot(g['origin'], np.cumprod(1 + g['net'].clip(lower=-1)), lw=1, label=model)
-        ax.plot(ew['origin'], np.cumprod(1 + ew['net'].clip(lower=-1)), color='black', lw=1.4, label='equal weight')
-        ax.set_yscale('log'); ax.set_title(kind); ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+            if g['turnover'].sum() == 0: continue
+            ax.plot(g['origin'], _equity(g['net']), lw=1, label=model)
+            drawn += 1
+        if len(ew): ax.plot(ew['origin'], _equity(ew['net']), color='black', lw=1.4, label='equal weight')
+        ax.set_title(kind if drawn else f'{kind} (never trades)')
+        log_axis(ax, 'value of 1 invested' if i == 0 else '')
+        ax.set_xlabel('origin (day the portfolio is held)')
+        ax.grid(alpha=0.3, which='both')
+    axes[0].legend(fontsize=8)
     fig.autofmt_xdate()
-    fig.suptitle(title, y=1.02)
+    fig.suptitle(title or 'portfolios', y=1.02)
     return fig
 
 # %% ../nbs/41_decisions.ipynb #f8d7eba8
@@ -492,22 +540,44 @@ def pegged_coins(preds: pd.DataFrame, min_vol: float = 0.10) -> list[str]:
 
 # %% ../nbs/41_decisions.ipynb #910079f7
 def check_predictions(preds: pd.DataFrame, what: str = 'the predictions') -> pd.DataFrame:
-    "The frame, if it has what the decisions need (coin, origin, horizon, model, mean, actual, two quantiles); else a UserError."
-    from cryptoforecast.metrics import frame_quantiles
+    """The frame, if it has what the decisions need (coin, origin, horizon, model, mean, actual, two quantiles) with finite
+    forecasts and no infinite `actual`; else a UserError naming the column and the first bad row."""
+    from cryptoforecast.metrics import frame_quantiles, quantile_col
     need = ['coin', 'origin', 'horizon', 'model', 'mean', 'actual']
     missing = [c for c in need if c not in preds.columns]
     if missing: raise UserError(f"{what} lack column(s) {', '.join(missing)}")
     if len(frame_quantiles(preds)) < 2: raise UserError(f"{what} have fewer than two quantile columns (q0.1, q0.9, ...)")
     if preds.empty: raise UserError(f"{what} have no rows")
     out = preds.copy()
-    out['origin'] = pd.to_datetime(out['origin'], utc=True)
+    try: out['origin'] = pd.to_datetime(out['origin'], utc=True)
+    except (ValueError, TypeError) as e: raise UserError(f"{what}: column 'origin' holds something that is no date ({e})") from None
+    forecasts = ['mean', *(quantile_col(q) for q in frame_quantiles(preds)), *(['sigma'] if 'sigma' in preds else [])]
+    for col in [*forecasts, 'actual']:
+        try: x = pd.to_numeric(out[col]).to_numpy(float)
+        except (ValueError, TypeError): raise UserError(f"{what}: column {col!r} holds something that is no number") from None
+        bad = np.isinf(x) if col in ('actual', 'sigma') else ~np.isfinite(x)   # NaN: not realised yet / no sigma given
+        if bad.any():
+            first = out.loc[bad, ['coin', 'model', 'origin', 'horizon']].iloc[0]
+            raise UserError(f"{what}: {int(bad.sum())} row(s) with a non-finite value in column {col!r} (first: {first['coin']} "
+                            f"{first['model']} at {first['origin'].date()}, horizon {first['horizon']})")
+        out[col] = x
     return out
+
+MIN_ORIGINS = 3
+
+def check_enough(rows: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    "The trading rows, if they hold realised forecasts at `MIN_ORIGINS` origins or more (else a UserError saying how many)."
+    n = rows['origin'].nunique()
+    if n < MIN_ORIGINS:
+        raise UserError(f"the predictions have realised forecasts at {n} origin{'' if n == 1 else 's'} for horizon {horizon}; "
+                        f"a Sharpe ratio and its interval need {MIN_ORIGINS} or more")
+    return rows
 
 def evaluate_decisions(preds: pd.DataFrame, horizon: int = 1, cost: float = bps(), target_vol: float = TARGET_VOL,
                        max_leverage: float = MAX_LEVERAGE, rebalance_every: int = 7, n_draws: int = 1000, seed: int = 0,
                        by_year: bool = True) -> dict:
     "The strategy table (and per year, per coin), the cross-sectional table and the portfolio table of a predictions frame."
-    rows = trading_rows(preds, horizon)
+    rows = check_enough(trading_rows(preds, horizon), horizon)
     book = strategy_returns(rows, cost=cost, horizon=horizon, target_vol=target_vol, max_leverage=max_leverage)
     out = dict(rows=rows, book=book, strategies=strategy_table(book, horizon), per_coin=per_coin(book, horizon))
     if by_year: out['strategies_by_year'] = strategy_table(book, horizon, by='year')
@@ -523,18 +593,22 @@ def write_decisions(res: dict, out, settings: dict) -> dict:
         if name in res: write_csv(res[name], out/f'{name}.csv')
     rows = res['rows']
     span = f"{rows['origin'].min().date()} to {rows['origin'].max().date()}"
-    title = f"equal-capital books after costs, {rows['coin'].nunique()} coins, {span}"
-    save_figure(plot_equity(res['book'], title), out/'equity.png')
-    save_figure(plot_portfolios(res['portfolio_series'], f'portfolios after costs, {span}'), out/'portfolios.png')
-    st = res['strategies']
+    costs = (f", costs {settings['cost_bps']:g}+{settings['slippage_bps']:g} bps per unit of turnover"
+             if {'cost_bps', 'slippage_bps'} <= set(settings) else ' after costs')
+    coins = f"{rows['coin'].nunique()} coins"
+    save_figure(plot_equity(res['book'], f"equal-capital books over {coins}, {span}{costs}"), out/'equity.png')
+    save_figure(plot_portfolios(res['portfolio_series'], f"portfolios of {coins}, {span}{costs}"), out/'portfolios.png')
+    st, never = split_never_traded(res['strategies'])
     bh = st[st['strategy'] == 'buy_hold']['sharpe'].iloc[0]
-    best = st[st['strategy'] != 'buy_hold'].sort_values('sharpe', ascending=False).iloc[0]
+    tried = st[st['strategy'] != 'buy_hold'].sort_values('sharpe', ascending=False)
+    best = tried.iloc[0] if len(tried) else None
     summary = dict(settings, coins=int(rows['coin'].nunique()), models=sorted(rows['model'].unique()), span=span,
-                   n_trials=st.attrs.get('n_trials'), buy_hold_sharpe=float(bh),
-                   best=dict(model=best['model'], strategy=best['strategy'], sharpe=float(best['sharpe']),
-                             sharpe_lo=float(best['sharpe_lo']), dsr=float(best['dsr'])),
-                   beats_buy_hold=sorted(f"{r.model}/{r.strategy}" for r in st.itertuples()
-                                         if r.strategy != 'buy_hold' and r.sharpe > bh))
+                   n_trials=res['strategies'].attrs.get('n_trials'), buy_hold_sharpe=float(bh),
+                   best=None if best is None else dict(model=best['model'], strategy=best['strategy'],
+                                                       sharpe=float(best['sharpe']), sharpe_lo=float(best['sharpe_lo']),
+                                                       dsr=float(best['dsr'])),
+                   beats_buy_hold=sorted(f"{r.model}/{r.strategy}" for r in tried.itertuples() if r.sharpe > bh),
+                   never_traded=never, portfolios_never_traded=split_never_traded(res['portfolios'], 'portfolio')[1])
     write_json(out/'summary.json', summary)
     return summary
 
@@ -573,21 +647,35 @@ def strategy_parser() -> ArgParser:
     p.add_argument('--folds', type=positive_int, default=5, help='with --coins: walk-forward folds')
     p.add_argument('--test-size', type=positive_int, default=146, help='with --coins: test origins per fold')
     p.add_argument('--data-dir', type=existing_dir, help='with --coins: the price data')
-    p.add_argument('--out', default='artifacts/strategy', help='folder for the tables, pictures and summary')
+    p.add_argument('--out', type=output_dir, default=Path('artifacts/strategy'),
+                   help='parent folder: each run writes its tables, pictures and summary into a new folder in it')
     return p
 
 def read_predictions(path) -> pd.DataFrame:
     "A predictions frame from a parquet or CSV file; a missing or unreadable file is a UserError."
     path = Path(path)
+    if path.is_dir(): raise UserError(f"{path}: is a folder, not a predictions file (parquet or CSV)")
     if not path.is_file(): raise UserError(f"{path}: no such file")
+    if not os.access(path, os.R_OK): raise UserError(f"{path}: cannot read it (permission denied)")
     try: df = pd.read_csv(path) if path.suffix.lower() in ('.csv', '.gz') else pd.read_parquet(path)
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ''
         raise UserError(f"{path}: not a readable predictions frame ({type(e).__name__}: {first})") from None
     return check_predictions(df, str(path))
 
+def _number(x: float) -> str:
+    s = f"{x:.3f}"
+    return '0.000' if s == '-0.000' else s
+
 def _fmt(df: pd.DataFrame, cols) -> str:
-    return df[[c for c in cols if c in df.columns]].to_string(index=False, float_format=lambda x: f"{x:.3f}")
+    return df[[c for c in cols if c in df.columns]].to_string(index=False, float_format=_number)
+
+def _books(table: pd.DataFrame, cols, what: str) -> str:
+    "The table of the books that trade, then one line naming those that never do."
+    traded, never = split_never_traded(table, what)
+    lines = [_fmt(traded, cols) if len(traded) else '  no book trades']
+    if never: lines.append(f"never traded: {', '.join(never)}")
+    return '\n'.join(lines)
 
 STRATEGY_COLUMNS = ['model', 'strategy', 'ann_return', 'ann_vol', 'sharpe', 'sharpe_lo', 'sharpe_hi', 'dsr', 'ir', 'ir_lo',
                     'max_drawdown', 'hit_rate', 'turnover']
@@ -603,7 +691,7 @@ def strategy_cli(argv: list[str]) -> int:
     models = [m.strip() for m in a.models.split(',')] if a.models else None
     if models is not None and not all(models):
         raise UserError(f"--models: expected a comma-separated list, got {a.models!r}")
-    if a.preds is not None: preds, source = read_predictions(a.preds), str(a.preds)
+    if a.preds is not None: preds, source, stem = read_predictions(a.preds), str(a.preds), a.preds.name.split('.')[0]
     else:
         from cryptoforecast.backtest import KNOWN_MODELS, run_backtest
         models = models or ['naive', 'lightgbm']
@@ -612,7 +700,7 @@ def strategy_cli(argv: list[str]) -> int:
         preds, skipped = run_backtest(a.coins, models, (a.horizon,), a.folds, a.test_size, a.data_dir, a.seed)
         for c, why in skipped.items(): print(f"skipped {c}: {why}", file=sys.stderr)
         if preds.empty: raise UserError("no coin had enough history for the requested folds")
-        preds, source = check_predictions(preds), f"backtest of {','.join(a.coins)}"
+        preds, source, stem = check_predictions(preds), f"backtest of {','.join(a.coins)}", f"backtest-{'-'.join(a.coins)}"
     have = sorted(preds['model'].unique())
     if models is not None:
         unknown = [m for m in models if m not in have]
@@ -628,15 +716,16 @@ def strategy_cli(argv: list[str]) -> int:
     settings = dict(source=source, pegged_left_out=pegged, horizon=a.horizon, cost_bps=a.cost_bps,
                     slippage_bps=a.slippage_bps, target_vol=a.target_vol,
                     max_leverage=a.max_leverage, rebalance_every=a.rebalance_every, draws=a.draws, seed=a.seed)
-    summary = write_decisions(res, a.out, settings)
+    with run_folder(a.out, stem) as (tmp, final): summary = write_decisions(res, tmp, settings)
     print(f"{summary['coins']} coins, models {','.join(summary['models'])}, {summary['span']}, horizon {a.horizon}, "
-          f"costs {a.cost_bps:g}+{a.slippage_bps:g} bps per unit of turnover ({time.time() - t0:.0f}s); wrote {a.out}")
+          f"costs {a.cost_bps:g}+{a.slippage_bps:g} bps per unit of turnover ({time.time() - t0:.0f}s)")
     print(f"\nstrategies (equal-capital books over the coins; dsr over {summary['n_trials']} books):")
-    print(_fmt(res['strategies'], STRATEGY_COLUMNS))
+    print(_books(res['strategies'], STRATEGY_COLUMNS, 'strategy'))
     print("\ncross-sectional skill (rank IC, median hit rate, top-minus-bottom quintile, RPS; equal probabilities ~0.16):")
     print(_fmt(res['cross_section'], CROSS_COLUMNS) if len(res['cross_section']) else "  fewer than 5 coins at every origin")
     print(f"\nportfolios (rebalanced every {a.rebalance_every} periods, after costs):")
-    print(_fmt(res['portfolios'], PORTFOLIO_COLUMNS))
+    print(_books(res['portfolios'], PORTFOLIO_COLUMNS, 'portfolio'))
     print("\nvalue at risk of the forecasts (breach rate against 1 - level; es_ratio: realised loss / forecast ES on breaches):")
     print(_fmt(res['var_backtest'], res['var_backtest'].columns))
+    print(f"\ntables, pictures and summary: {final}")
     return 0

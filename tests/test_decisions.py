@@ -1,7 +1,10 @@
 """Decisions from forecasts on real returns and through the CLI: an oracle forecast earns a very high Sharpe ratio and a
 shuffled one about nothing, costs lower every result, changing the future moves no earlier decision, and
-`cryptoforecast strategy` writes its tables or refuses bad input in one line with exit code 2."""
-import json
+`cryptoforecast strategy` writes each run's tables into a folder of its own, lists the books that never trade apart
+from the others, or refuses bad input (a bad --out, a degenerate or non-finite predictions file) in one line with exit
+code 2."""
+import json, os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,6 +85,16 @@ def synthetic_file(tmp_path, **kw):
     p.to_parquet(path)
     return path
 
+RUN_FILES = sorted(['strategies.csv', 'strategies_by_year.csv', 'per_coin.csv', 'cross_section.csv', 'portfolios.csv',
+                    'var_backtest.csv', 'equity.png', 'portfolios.png', 'summary.json'])
+
+def run_folder_of(r, out) -> Path:
+    "The one run folder under `out`, which the run's last line names."
+    folders = [p for p in out.iterdir()]
+    assert len(folders) == 1 and folders[0].is_dir(), folders         # nothing else, no temporary folder left behind
+    assert r.stdout.strip().splitlines()[-1].endswith(str(folders[0])), r.stdout
+    return folders[0]
+
 def test_strategy_cli_writes_its_tables(tmp_path):
     path = synthetic_file(tmp_path)
     runs = {}
@@ -90,11 +103,8 @@ def test_strategy_cli_writes_its_tables(tmp_path):
         r = run_cli('strategy', '--preds', path, '--cost-bps', cost, '--slippage-bps', cost, '--draws', '100', '--out', out)
         assert r.returncode == 0, r.stderr
         assert 'strategies' in r.stdout and 'cross-sectional' in r.stdout and 'portfolios' in r.stdout
-        assert sorted(p.name for p in out.iterdir()) == sorted(['strategies.csv', 'strategies_by_year.csv', 'per_coin.csv',
-                                                                'cross_section.csv', 'portfolios.csv', 'var_backtest.csv',
-                                                                'equity.png',
-                                                                'portfolios.png', 'summary.json'])
-        runs[name] = out
+        runs[name] = run_folder_of(r, out)
+        assert sorted(p.name for p in runs[name].iterdir()) == RUN_FILES
     s = json.loads((runs['paid']/'summary.json').read_text())
     assert s['best']['model'] == 'good' and s['cost_bps'] == 10 and s['coins'] == 6
     free, paid = (pd.read_csv(runs[k]/'strategies.csv') for k in ('free', 'paid'))
@@ -109,7 +119,7 @@ def test_strategy_cli_runs_the_backtest_on_real_coins(tmp_path):
     r = run_cli('strategy', '--coins', 'BTC,ETH,LTC,XRP,ADA', '--models', 'naive,drift', '--folds', '1', '--test-size', '90',
                 '--data-dir', DATA_DIR, '--draws', '100', '--out', tmp_path/'o', timeout=300)
     assert r.returncode == 0, r.stderr
-    st = pd.read_csv(tmp_path/'o'/'strategies.csv')
+    st = pd.read_csv(run_folder_of(r, tmp_path/'o')/'strategies.csv')
     assert set(st['model']) == {'-', 'naive', 'drift'} and len(st) == 11
     naive = st[(st['model'] == 'naive') & (st['strategy'] != 'vol_target')]
     assert (naive['turnover'] == 0).all()                     # the random walk's zero mean never trades on its sign
@@ -131,3 +141,91 @@ def test_strategy_cli_refuses_bad_input_in_one_line(tmp_path, args, words):
     assert r.stderr.startswith('error:') and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
     assert words in r.stderr, r.stderr
     assert not (tmp_path/'o').exists()
+
+def test_each_strategy_run_writes_a_folder_of_its_own(tmp_path):
+    path = synthetic_file(tmp_path, n_days=60)
+    out, named = tmp_path/'out', []
+    for _ in range(2):
+        r = run_cli('strategy', '--preds', path, '--draws', '50', '--out', out)
+        assert r.returncode == 0, r.stderr
+        named.append(r.stdout.strip().splitlines()[-1].split()[-1])
+    runs = sorted(out.iterdir())
+    assert len(runs) == 2 and all(p.is_dir() and p.name.startswith('preds-') for p in runs), runs
+    for run in runs: assert sorted(p.name for p in run.iterdir()) == RUN_FILES
+    assert sorted(named) == sorted(map(str, runs)), (named, runs)       # each run says where it wrote
+
+def test_books_that_never_trade_are_listed_apart(tmp_path):
+    p = synthetic_predictions(n_days=80, coins=[f'C{i}' for i in range(6)], models=('good', 'zero'), skill=(0.3, 0.0))
+    zero = p['model'] == 'zero'
+    for c in ['mean', 'q0.025', 'q0.1', 'q0.5', 'q0.9', 'q0.975']:       # a zero mean: the sign rules never trade
+        p.loc[zero, c] = p.loc[zero, c] - p.loc[zero, 'mean'] if c != 'mean' else 0.0
+    p.to_parquet(tmp_path/'zero.parquet')
+    r = run_cli('strategy', '--preds', tmp_path/'zero.parquet', '--draws', '50', '--out', tmp_path/'o')
+    assert r.returncode == 0, r.stderr
+    table = r.stdout.split('strategies (')[1].split('cross-sectional')[0]
+    listed = [l for l in table.splitlines() if l.startswith('never traded: ')]
+    assert len(listed) == 1, table
+    never = listed[0].removeprefix('never traded: ').split(', ')
+    assert {'zero/long_flat', 'zero/long_flat_80', 'zero/long_short', 'zero/long_short_80'} <= set(never), never
+    rows = [l.split() for l in table.splitlines() if l.split()[:1] == ['zero']]
+    assert [l[1] for l in rows] == ['vol_target'], rows               # the table holds only the books that trade
+    books = [l.split() for l in table.splitlines()[2:] if l.strip() and not l.startswith('never traded')]
+    assert books and not {f"{b[0]}/{b[1]}" for b in books} & set(never), books
+    assert all('NaN' not in b for b in books if b[0] != '-'), books    # (buy and hold has no IR against itself)
+    assert '-0.000' not in r.stdout, r.stdout
+    s = json.loads((run_folder_of(r, tmp_path/'o')/'summary.json').read_text())
+    assert s['never_traded'] == never, s
+
+def degenerate(tmp_path, kind: str):
+    "A predictions file that `strategy` must refuse: one row, an inf forecast or realised return, no realised row."
+    p = synthetic_predictions(n_days=40, coins=[f'C{i}' for i in range(6)])
+    if kind == 'one row': p = p.head(1)
+    if kind == 'inf mean': p.loc[7, 'mean'] = np.inf
+    if kind == 'inf quantile': p.loc[7, 'q0.9'] = np.inf
+    if kind == '-inf actual': p.loc[7, 'actual'] = -np.inf
+    if kind == 'nothing realised': p['actual'] = np.nan
+    if kind == 'two origins': p = p[p['origin'] <= p['origin'].min() + pd.Timedelta(days=1)]
+    path = tmp_path/'p.csv' if kind == 'inf csv' else tmp_path/'p.parquet'
+    if kind == 'inf csv':
+        p.to_csv(path, index=False)
+        lines = path.read_text().splitlines()
+        cells = lines[3].split(',')
+        cells[4] = 'inf'                                                     # the mean column of the third row
+        lines[3] = ','.join(cells)
+        path.write_text('\n'.join(lines) + '\n')
+    else: p.to_parquet(path)
+    return path
+
+@pytest.mark.parametrize('kind, words', [
+    ('one row', 'realised forecasts at 1 origin'),
+    ('two origins', 'at 2 origins'),
+    ('nothing realised', 'realised forecasts at 0 origins'),
+    ('inf mean', "non-finite value in column 'mean'"),
+    ('inf csv', "non-finite value in column 'mean'"),
+    ('inf quantile', "non-finite value in column 'q0.9'"),
+    ('-inf actual', "non-finite value in column 'actual'"),
+])
+def test_strategy_refuses_a_degenerate_predictions_file(tmp_path, kind, words):
+    r = run_cli('strategy', '--preds', degenerate(tmp_path, kind), '--draws', '50', '--out', tmp_path/'o')
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert r.stderr.startswith('error:') and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert words in r.stderr, r.stderr
+    assert not (tmp_path/'o').exists()
+
+@pytest.mark.parametrize('out, words', [('FILE', 'is a file, not a folder'), ('FILE/sub', 'is a file, not a folder')])
+def test_strategy_refuses_an_out_that_is_a_file(tmp_path, out, words):
+    (tmp_path/'file').write_text('keep me')
+    r = run_cli('strategy', '--preds', synthetic_file(tmp_path, n_days=40), '--out', out.replace('FILE', str(tmp_path/'file')))
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert words in r.stderr and 'argument --out' in r.stderr, r.stderr
+    assert (tmp_path/'file').read_text() == 'keep me'
+
+def test_strategy_refuses_a_folder_or_an_unreadable_file_as_predictions(tmp_path):
+    (tmp_path/'d.parquet').mkdir()
+    r = run_cli('strategy', '--preds', tmp_path/'d.parquet', '--out', tmp_path/'o')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'is a folder, not a predictions file' in r.stderr, r.stderr
+    if os.geteuid() == 0: return                                   # root reads every file: no unreadable file to make
+    path = synthetic_file(tmp_path, n_days=40)
+    path.chmod(0)
+    r = run_cli('strategy', '--preds', path, '--out', tmp_path/'o')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'cannot read' in r.stderr, r.stderr
