@@ -29,7 +29,8 @@ __all__ = ['DEEP', 'ENSEMBLE', 'DEFAULT_MODELS', 'FOLDS', 'TEST_SIZE', 'PARTIAL'
            'fit_models', 'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage',
            'fit_stage', 'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'register_run',
            'record_promotion', 'complete_run', 'train_coin', 'track_run', 'fit_global', 'attempt', 'train_global',
-           'train_parser', 'parse_train_args', 'registration_row', 'summary_row', 'summary_table', 'train_cli']
+           'train_parser', 'parse_train_args', 'registration_row', 'summary_row', 'summary_table', 'stop_on_sigterm',
+           'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
 DEEP = tuple(model_names(needs_windows=True))  # the sequence models, from the registry (they take `epochs`)
@@ -307,19 +308,24 @@ def record_promotion(r: TrainRun, registration: dict) -> None:
                 dict(reason=registration['reason'], run=r.run, run_id=r.report['mlflow']['run_id'], val_rel_mae=r.val_rel_mae))
 
 def _withdraw(r: TrainRun, registration: dict|None, renamed: bool, error: BaseException) -> None:
-    "Undo what a run that failed left: its registered version, its MLflow run still open or finished, its folder."
+    """Undo what a run that failed left, each step tried even when another fails: its folder, its registered version, its
+    MLflow run (FAILED, also when it had finished)."""
     import mlflow
     from cryptoforecast import tracking as tr
     why = f"the training run failed: {type(error).__name__}: {error}"
-    if registration: tr.withdraw_registration(r.coin, registration, why)
-    if r.track:
-        if mlflow.active_run() is not None: mlflow.end_run('FAILED')
-        run_id = r.report.get('mlflow', {}).get('run_id')
-        if run_id: tr.mark_run_failed(run_id, why)
-    if renamed: os.rename(r.final_dir, r.run_dir)   # out of sight first, then removed
+    def step(what, fn):
+        try: fn()
+        except Exception as e: warnings.warn(f"{r.coin}: after the failed run {r.run}, could not {what}: {type(e).__name__}: {e}")
+    if renamed: step('hide its folder', lambda: os.rename(r.final_dir, r.run_dir))   # out of sight first, then removed
     shutil.rmtree(r.run_dir, ignore_errors=True)
     try: r.final_dir.parent.rmdir()  # only when empty: the coin's first run failed
     except OSError: pass
+    if registration: step('withdraw its version', lambda: tr.withdraw_registration(r.coin, registration, why))
+    run_id = r.report.get('mlflow', {}).get('run_id')
+    if not run_id: return
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id: step('end its MLflow run', lambda: mlflow.end_run('FAILED'))
+    step('mark its MLflow run FAILED', lambda: tr.mark_run_failed(run_id, why))
 
 def complete_run(r: TrainRun, t0: float) -> dict:
     """Run the stages, the report and the tracking of `r` in its temporary folder; register its model, rename the folder and
@@ -341,8 +347,7 @@ def complete_run(r: TrainRun, t0: float) -> dict:
         renamed = True
         if registration: record_promotion(r, registration)
     except BaseException as e:
-        try: _withdraw(r, registration, renamed, e)
-        except Exception as cleanup: warnings.warn(f"{r.coin}: cleaning up the failed run {r.run} failed too: {cleanup}")
+        _withdraw(r, registration, renamed, e)
         raise
     final_dir = r.final_dir
     return dict(coin=r.coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
@@ -553,9 +558,16 @@ def summary_table(summary: pd.DataFrame) -> str:
     left = {c: (lambda w: lambda v: f"{v:<{w}}")(w) for c, w in width.items()}
     return '\n'.join(line.rstrip() for line in table.to_string(index=False, formatters=left, justify='left').splitlines())
 
+def stop_on_sigterm() -> None:
+    "Turn SIGTERM (`kill`, `timeout`, a scheduler) into `SystemExit(143)`, so a run stopped that way cleans up as a failed one."
+    import signal
+    def stop(signum, frame): raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
 def train_cli(argv: list[str]) -> int:
     "`cryptoforecast train ...`"
     a = parse_train_args(argv)
+    stop_on_sigterm()
     art = Path(a.artifacts_dir or get_config().artifacts_dir).resolve()
     if not a.no_mlflow:  # a broken store: one line now, not a failure after every coin's training
         from cryptoforecast.tracking import setup_mlflow

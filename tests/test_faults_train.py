@@ -161,3 +161,25 @@ def test_artifacts_dir_that_is_a_file_is_one_line(sample, tmp_path):
                 timeout=120)
     err = r.stderr.strip()
     assert r.returncode == 2 and '\n' not in err and '--artifacts-dir' in err and 'is a file' in err, (r.returncode, err)
+
+
+def test_sigterm_during_tracking_leaves_no_running_run(sample, tmp_path):
+    "`kill` (SIGTERM) while the MLflow run is open: the run ends FAILED, nothing is registered, no folder stays."
+    art = tmp_path/'art'
+    exe = Path(sys.executable).parent/'cryptoforecast'
+    p = subprocess.Popen([str(exe), 'train', '--crypto', 'BTC', *CHEAP, '--data-dir', str(sample), '--artifacts-dir', str(art)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0, running = time.time(), []
+    while not running and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.05)
+        try:
+            with sqlite3.connect(art/'mlflow.db', timeout=5) as con:
+                running = con.execute("select run_uuid from runs where status = 'RUNNING'").fetchall()
+        except sqlite3.Error: pass   # not created yet, or being created
+    assert running, p.communicate()
+    p.send_signal(subprocess.signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode != 0, out + err
+    state = _registry(art)
+    assert state['runs'] == ['FAILED'] and not state['versions'] and not state['moves'], (state, err[-3000:])
+    assert not (art/'BTC').exists() or not list((art/'BTC').iterdir()), list((art/'BTC').iterdir())
