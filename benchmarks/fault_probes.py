@@ -9,6 +9,10 @@ files it writes itself, so nothing here depends on the real data. A good answer 
 The heavier probes (kill -9 during the first MLflow store creation, concurrent store setups, the dashboard's kernels
 and signals; `serve`'s payloads, bounds, timeout, SIGTERM, restart and damaged cache) are tests:
 tests/test_faults_tracking.py, tests/test_faults_data.py, tests/test_faults_dashboard.py, tests/test_faults_serve.py.
+So are a full disk or a failing registry write late in `train` (tracking, the report, the champion alias, the champion
+move: nothing registered, no run RUNNING, no run folder) and two `train` runs naming their folders in the same second:
+tests/test_faults_train.py. The probes below run two concurrent `train --no-mlflow` as they come (exit codes and run
+folders), an unreachable MLFLOW_TRACKING_URI, a truncated or garbage mlflow.db and an `--artifacts-dir` that is a file.
 """
 import argparse, gzip, os, shutil, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
@@ -153,6 +157,28 @@ def file_as_out(command: str):
         return [command, '--out', str(tmp/'file')]
     return make
 
+def train_artifacts_file(tmp: Path) -> list[str]:
+    (tmp/'afile').write_text('not a folder')
+    return ['train', '--crypto', 'BTC', '--models', 'naive', '--no-ensemble', '--artifacts-dir', str(tmp/'afile')]
+
+def unreachable_mlflow(*argv):
+    "A command with MLFLOW_TRACKING_URI at a port nobody listens on (the probe's own env: see `run`)."
+    return lambda tmp: (list(argv), {'MLFLOW_TRACKING_URI': 'http://127.0.0.1:9'})
+
+STORE_WITH_A_RUN = "import sys, mlflow; from cryptoforecast.tracking import setup_mlflow; setup_mlflow(artifacts_dir=sys.argv[1]); " \
+                   "mlflow.start_run(); mlflow.log_metric('x', 1.0); mlflow.end_run()"
+
+def damaged_store(how: str):
+    "An MLflow store in artifacts/ that holds a run, then truncated to half or overwritten with garbage; `train` next."
+    def make(tmp: Path) -> list[str]:
+        art = tmp/'artifacts'
+        subprocess.run([sys.executable, '-c', STORE_WITH_A_RUN, str(art)], check=True, capture_output=True, timeout=300)
+        db = art/'mlflow.db'
+        raw = db.read_bytes()
+        db.write_bytes(raw[:len(raw) // 2] if how == 'truncated' else b'garbage' * 1000)
+        return ['train', '--crypto', 'BTC', '--models', 'naive', '--no-ensemble', '--artifacts-dir', str(art)]
+    return make
+
 PROBES = {
     'train --epochs 0': arguments('train', '--crypto', 'BTC', '--epochs', '0'),
     'train --epochs -3': arguments('train', '--crypto', 'BTC', '--epochs', '-3'),
@@ -264,11 +290,21 @@ LIVE_PROBES = {
 }
 PROBES.update(LIVE_PROBES)
 
-def run(argv: list[str], tmp: Path) -> subprocess.CompletedProcess:
+TRAIN_PROBES = {
+    'train --artifacts-dir a file': train_artifacts_file,
+    'train, MLFLOW_TRACKING_URI unreachable': unreachable_mlflow('train', '--crypto', 'BTC', '--models', 'naive', '--no-ensemble'),
+    'registry history, MLFLOW_TRACKING_URI unreachable': unreachable_mlflow('registry', 'history'),
+    'forecast, MLFLOW_TRACKING_URI unreachable': unreachable_mlflow('forecast', '--crypto', 'BTC'),
+    'train, mlflow.db truncated (it held a run)': damaged_store('truncated'),
+    'train, mlflow.db garbage': damaged_store('garbage'),
+}
+PROBES.update(TRAIN_PROBES)
+
+def run(argv: list[str], tmp: Path, extra_env: dict|None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, 'CRYPTOFORECAST_CACHE_DIR': str(tmp/'cache'), 'HOME': str(tmp)}
     env.pop('CRYPTOFORECAST_DATA_DIR', None)
     env.pop('MLFLOW_TRACKING_URI', None)
-    return subprocess.run([str(EXE), *argv], cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([str(EXE), *argv], cwd=tmp, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=600)
 
 def served_closes(tmp: Path, use_cache: bool = True) -> str:
     "The last closes of BTC and ETH as the loader serves them from `tmp`'s data folder and cache."
@@ -282,7 +318,9 @@ def probe(name: str) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         t0 = time.time()
-        r = run(PROBES[name](tmp), tmp)
+        argv = PROBES[name](tmp)
+        argv, extra_env = argv if isinstance(argv, tuple) else (argv, None)   # a probe may set its own environment
+        r = run(argv, tmp, extra_env)
         lines = [l for l in r.stderr.splitlines() if l.strip() and not l.startswith(('note:', 'reading'))]
         extra = ''
         if name.startswith('cache entr'):  # the frames served after the damage are the right coins' frames
@@ -299,12 +337,23 @@ def concurrent_first_loads(n: int = 4) -> dict:
         return dict(probe=f"{n} concurrent first loads", exit=max(codes), lines=0, traceback=False,
                     first=f"exit codes {codes}", seconds=0.)
 
+def concurrent_trains(n: int = 2) -> dict:
+    "`n` `train --crypto BTC --no-mlflow` at once into one artifacts folder: each must finish in its own run folder."
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        argv = ['train', '--crypto', 'BTC', '--models', 'naive', '--no-ensemble', '--no-mlflow', '--artifacts-dir', str(tmp/'art')]
+        t0 = time.time()
+        with ThreadPoolExecutor(n) as ex: codes = list(ex.map(lambda _: run(argv, tmp).returncode, range(n)))
+        runs = sorted(p.name for p in (tmp/'art'/'BTC').iterdir()) if (tmp/'art'/'BTC').exists() else []
+        return dict(probe=f"{n} concurrent train --no-mlflow", exit=max(codes), lines=0, traceback=False,
+                    first=f"exit codes {codes}, run folders {runs}", seconds=round(time.time() - t0, 1))
+
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--markdown', action='store_true', help='print a Markdown table')
     a = ap.parse_args()
     from tqdm.auto import tqdm
-    rows = [probe(n) for n in tqdm(PROBES, desc='probes', unit='probe')] + [concurrent_first_loads()]
+    rows = [probe(n) for n in tqdm(PROBES, desc='probes', unit='probe')] + [concurrent_first_loads(), concurrent_trains()]
     table = pd.DataFrame(rows)
     if a.markdown:
         print('| probe | exit | stderr lines | traceback | first line |\n|---|---|---|---|---|')

@@ -4,7 +4,8 @@
 
 # %% ../nbs/21_tracking.ipynb #d8a70ddd
 from __future__ import annotations
-import fcntl, glob, hashlib, importlib, json, logging, math, os, re, socket, sqlite3, subprocess, sys, tempfile, time, warnings
+import fcntl, glob, hashlib, http.client, importlib, json, logging, math, os, re, socket, sqlite3, subprocess, sys, tempfile, time
+import urllib.error, urllib.parse, urllib.request, warnings
 from contextlib import closing, contextmanager
 from functools import lru_cache
 from importlib.metadata import version as _dist_version, PackageNotFoundError
@@ -22,15 +23,16 @@ from .config import get_config
 from .metrics import QUANTILES, PREDICTION_COLUMNS, quantile_col, coverage
 
 # %% auto #0
-__all__ = ['TRACKING_ENV', 'REGISTRY_ENV', 'EXPERIMENT', 'TAG_PID', 'TAG_HOST', 'TAG_PID_START', 'PREDICT_METHOD',
-           'PREDICTION_FRAME_COLUMNS', 'VAL_METRIC', 'PROMOTION_MARGIN', 'sqlite_path', 'tracking_location',
-           'registry_location', 'file_lock', 'schema_head', 'store_problem', 'store_records', 'ensure_store',
-           'process_tags', 'process_alive', 'fail_stale_runs', 'quiet_mlflow', 'setup_mlflow', 'flat_params',
-           'log_config', 'history_metrics', 'log_history', 'table_metrics', 'log_metrics_table', 'log_outputs',
-           'pinned', 'log_lightgbm', 'log_keras', 'as_feature_frame', 'save_forecaster', 'load_forecaster',
-           'ForecasterPyfunc', 'predictions_signature', 'forecaster_requirements', 'log_forecaster', 'registered_name',
-           'logged_model_uri', 'evaluation_tags', 'promotion_decision', 'register_and_promote', 'file_sha256',
-           'git_commit', 'markdown_table', 'interval_coverage', 'model_card']
+__all__ = ['TRACKING_ENV', 'REGISTRY_ENV', 'EXPERIMENT', 'TAG_PID', 'TAG_HOST', 'TAG_PID_START', 'REACH_TIMEOUT',
+           'PREDICT_METHOD', 'PREDICTION_FRAME_COLUMNS', 'VAL_METRIC', 'PROMOTION_MARGIN', 'ALIASES', 'sqlite_path',
+           'tracking_location', 'registry_location', 'file_lock', 'schema_head', 'store_problem', 'store_records',
+           'ensure_store', 'process_tags', 'process_alive', 'mark_run_failed', 'fail_stale_runs', 'quiet_mlflow',
+           'server_problem', 'setup_mlflow', 'flat_params', 'log_config', 'history_metrics', 'log_history',
+           'table_metrics', 'log_metrics_table', 'log_outputs', 'pinned', 'log_lightgbm', 'log_keras',
+           'as_feature_frame', 'save_forecaster', 'load_forecaster', 'ForecasterPyfunc', 'predictions_signature',
+           'forecaster_requirements', 'log_forecaster', 'registered_name', 'logged_model_uri', 'evaluation_tags',
+           'promotion_decision', 'current_aliases', 'withdraw_version', 'register_and_promote', 'withdraw_registration',
+           'file_sha256', 'git_commit', 'markdown_table', 'interval_coverage', 'model_card']
 
 # %% ../nbs/21_tracking.ipynb #fb0f537c
 TRACKING_ENV = 'MLFLOW_TRACKING_URI'
@@ -107,14 +109,15 @@ def store_problem(db) -> str|None:
     missing = _expected_tables() - tables
     return f"lacks the tables {', '.join(sorted(missing))}" if missing else None
 
-def store_records(db) -> int:
-    "How many runs, logged models and registered models the SQLite store `db` holds (its experiments alone are not counted)."
+def store_records(db) -> int|None:
+    """How many runs, logged models and registered models the SQLite store `db` holds (its experiments alone are not counted);
+    None when it cannot be read (a damaged file may hold any number)."""
     try:
         with closing(_connect(db)) as con:
             tables = _tables(con)
             counts = [con.execute(f"select count(*) from {t}").fetchone()[0]
                       for t in ('runs', 'logged_models', 'registered_models') if t in tables]
-    except sqlite3.DatabaseError: return 0
+    except sqlite3.DatabaseError: return None
     return int(sum(counts))
 
 def _fsync(path, directory: bool = False) -> None:
@@ -156,7 +159,11 @@ def ensure_store(uri: str, root: str|None = None) -> None:
         if db.exists():
             problem = store_problem(db)
             if problem is None: return                     # another process created it while this one waited
-            if store_records(db):
+            records = store_records(db)
+            if records is None:
+                raise UserError(f"MLflow store {db} {problem}; it may hold runs or models, so it is left alone: restore it from "
+                                "a backup, or move it away to start a new store")
+            if records:
                 raise UserError(f"MLflow store {db} {problem}; it holds runs or models, so it is left alone: back it up, then run "
                                 f"`mlflow db upgrade {_sqlite_uri(db)}`, or move it away to start a new store")
             warnings.warn(f"MLflow store {db} {problem} and holds no runs: set aside as {_set_aside(db).name}, created anew")
@@ -183,6 +190,12 @@ def process_alive(pid: int, started: str|None = None) -> bool:
     now = _pid_start(pid)
     return not started or now is None or now == started
 
+def mark_run_failed(run_id: str, why: str, client: MlflowClient|None = None) -> None:
+    "End run `run_id` FAILED (also one that had finished), with `why` as its `cryptoforecast.failed_because` tag."
+    client = client or MlflowClient()
+    client.set_tag(run_id, 'cryptoforecast.failed_because', why[:5000])
+    client.set_terminated(run_id, 'FAILED')
+
 def fail_stale_runs(client: MlflowClient|None = None) -> list[str]:
     "Mark the runs still RUNNING whose process on this host has ended as FAILED; returns their ids."
     client, host, out, token = client or MlflowClient(), socket.gethostname(), [], None
@@ -194,9 +207,7 @@ def fail_stale_runs(client: MlflowClient|None = None) -> list[str]:
             if tags.get(TAG_HOST) != host or not tags.get(TAG_PID, '').isdigit(): continue
             pid = int(tags[TAG_PID])
             if process_alive(pid, tags.get(TAG_PID_START)): continue
-            why = f"process {pid} on {host} ended without finishing the run"
-            client.set_tag(r.info.run_id, 'cryptoforecast.failed_because', why)
-            client.set_terminated(r.info.run_id, 'FAILED')
+            mark_run_failed(r.info.run_id, f"process {pid} on {host} ended without finishing the run", client)
             out.append(r.info.run_id)
         token = page.token
         if not token: break
@@ -215,11 +226,31 @@ def _ensure_experiment(experiment: str, root) -> None:
         except mlflow.exceptions.MlflowException:  # created meanwhile by another process
             if client.get_experiment_by_name(experiment) is None: raise
 
+REACH_TIMEOUT = 3.0  # seconds an MLflow server has to answer before a command gives up on it (MLflow itself retries for minutes)
+
+def server_problem(uri: str, timeout: float = REACH_TIMEOUT) -> str|None:
+    "Why the MLflow server at the http(s) `uri` does not answer within `timeout` seconds; None when it does, or for any other store."
+    if urllib.parse.urlsplit(uri).scheme not in ('http', 'https'): return None
+    try: urllib.request.urlopen(uri.rstrip('/') + '/health', timeout=timeout).close()
+    except urllib.error.HTTPError: return None   # it answers, if not to this path
+    except (OSError, ValueError, http.client.HTTPException) as e: return str(getattr(e, 'reason', None) or e or type(e).__name__)
+    return None
+
+def _check_servers(uri: str, registry: str) -> None:
+    "Refuse (one line) a tracking or registry server that does not answer, naming it and the ways out."
+    for what, env, u in (('tracking', TRACKING_ENV, uri), ('registry', REGISTRY_ENV, registry)):
+        problem = server_problem(u) if what == 'tracking' or u != uri else None
+        if problem:
+            shown = re.sub(r'//[^/@]*@', '//', u)   # no credentials on the screen
+            raise UserError(f"the MLflow {what} server {shown} does not answer ({problem}): start it, or unset {env} "
+                            "to use the store in the artifacts folder, or train with --no-mlflow")
+
 def setup_mlflow(experiment: str = EXPERIMENT, artifacts_dir=None, attempts: int = 5) -> str:
     "Check or create the store of `tracking_location(artifacts_dir)`, point MLflow at it, select `experiment`; returns its URI."
     quiet_mlflow()
     uri, root = tracking_location(artifacts_dir)
     registry = registry_location(artifacts_dir)
+    _check_servers(uri, registry)
     ensure_store(uri, root)
     if registry != uri: ensure_store(registry)
     user_env = {k: os.environ.get(k) for k in (TRACKING_ENV, REGISTRY_ENV)}
@@ -472,35 +503,82 @@ def promotion_decision(score: float, evaluation: dict|None, champion_score: floa
     return False, (f"val_rel_mae {score:.4g} is not below {threshold:.4g} "
                    f"(the champion's {champion_score:.4g} less the {margin:.0%} margin)")
 
+ALIASES = ('champion', 'challenger')
+
+def current_aliases(client: MlflowClient, name: str) -> dict[str, int]:
+    "The versions that `champion` and `challenger` of registered model `name` point at now (an alias not set is left out)."
+    out = {}
+    for a in ALIASES:
+        try: out[a] = int(client.get_model_version_by_alias(name, a).version)
+        except mlflow.exceptions.MlflowException: pass
+    return out
+
+def withdraw_version(client: MlflowClient, name: str, version: int, before: dict, why: str) -> list[str]:
+    """Take back version `version` of `name`, registered by a run that then failed: each alias on it goes back to the version
+    in `before` (or is removed), the version is tagged with `why`, then deleted. Every step is tried even when one fails;
+    returns what could not be done (also warned, with what to do by hand)."""
+    failed = []
+    def attempt(what, fn):
+        try: fn()
+        except Exception as e: failed.append(f"{what}: {type(e).__name__}: {e}")
+    now = {}
+    attempt('read the aliases', lambda: now.update(current_aliases(client, name)))
+    for a in ALIASES:
+        if now.get(a) != int(version): continue   # moved by someone else meanwhile, or never set: not ours to touch
+        if before.get(a) is None: attempt(f"remove {a}", lambda a=a: client.delete_registered_model_alias(name, a))
+        else: attempt(f"give {a} back to v{before[a]}", lambda a=a: client.set_registered_model_alias(name, a, str(before[a])))
+    attempt('tag it', lambda: client.set_model_version_tag(name, str(version), 'cryptoforecast.withdrawn', why[:5000]))
+    attempt('delete it', lambda: client.delete_model_version(name, str(version)))
+    if failed: warnings.warn(f"{name} v{version} could not be withdrawn completely ({'; '.join(failed)}); delete it by hand")
+    return failed
+
+def _versions_of_run(client: MlflowClient, name: str, run_id: str) -> list[int]:
+    try: return [int(v.version) for v in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")]
+    except Exception: return []
+
 def register_and_promote(run_id: str, coin: str, val_rel_mae: float, artifact_path: str = 'model', card: str|None = None,
                          evaluation: dict|None = None, margin: float = PROMOTION_MARGIN) -> dict:
-    "Register run `run_id`'s model for `coin` as `challenger`; `champion` if it beats the champion's `val_rel_mae`, like with like."
+    """Register run `run_id`'s model for `coin` as `challenger`; `champion` if it beats the champion's `val_rel_mae`, like with like.
+    The aliases move last, after the tags and the card; a failure after the version exists withdraws it (`withdraw_version`)."""
     if not _finite(val_rel_mae): raise ValueError(f"{coin}: val_rel_mae must be a finite number, got {val_rel_mae!r}")
     client, name, score = MlflowClient(), registered_name(coin), float(val_rel_mae)
     client.log_metric(run_id, VAL_METRIC, score)
     try: client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description=f"Multi-horizon forecaster of {coin.upper()} (1/7/30-day log returns)")
-    try: champion = client.get_model_version_by_alias(name, 'champion')
-    except mlflow.exceptions.MlflowException: champion = None
-    mv = client.create_model_version(name, logged_model_uri(run_id, artifact_path), run_id=run_id,
-                                     tags={VAL_METRIC: str(score), 'coin': coin.upper(), **evaluation_tags(evaluation)})
-    version = int(mv.version)
-    client.set_registered_model_alias(name, 'challenger', str(version))
-    if champion is None: promoted, reason, evidence = True, 'first version of the model', {}
-    else:
-        champion_score = _version_score(client, champion)
-        promoted, reason = promotion_decision(score, evaluation, champion_score, champion.tags, margin)
-        evidence = {'promotion.champion_version': champion.version, 'promotion.champion_val_rel_mae': str(champion_score),
-                    'promotion.margin': str(margin), 'promotion.threshold': str(champion_score * (1 - margin))}
-    if promoted: client.set_registered_model_alias(name, 'champion', str(version))
-    decision = 'promoted to champion' if promoted else f"kept champion v{champion.version}"
-    for k, v in {'promotion.decision': decision, 'promotion.reason': reason, **evidence}.items():
-        client.set_model_version_tag(name, str(version), k, str(v))
-    if card is not None:
-        client.log_text(run_id, card, 'model_card.md')
-        client.update_model_version(name, str(version), description=card)
-    return dict(version=version, champion_version=version if promoted else int(champion.version), promoted=promoted, reason=reason)
+    before = current_aliases(client, name)
+    champion = client.get_model_version(name, str(before['champion'])) if 'champion' in before else None
+    model_uri, version = logged_model_uri(run_id, artifact_path), None
+    try:
+        mv = client.create_model_version(name, model_uri, run_id=run_id,
+                                         tags={VAL_METRIC: str(score), 'coin': coin.upper(), **evaluation_tags(evaluation)})
+        version = int(mv.version)
+        if champion is None: promoted, reason, evidence = True, 'first version of the model', {}
+        else:
+            champion_score = _version_score(client, champion)
+            promoted, reason = promotion_decision(score, evaluation, champion_score, champion.tags, margin)
+            evidence = {'promotion.champion_version': champion.version, 'promotion.champion_val_rel_mae': str(champion_score),
+                        'promotion.margin': str(margin), 'promotion.threshold': str(champion_score * (1 - margin))}
+        decision = 'promoted to champion' if promoted else f"kept champion v{champion.version}"
+        for k, v in {'promotion.decision': decision, 'promotion.reason': reason, **evidence}.items():
+            client.set_model_version_tag(name, str(version), k, str(v))
+        if card is not None:
+            client.log_text(run_id, card, 'model_card.md')
+            client.update_model_version(name, str(version), description=card)
+        client.set_registered_model_alias(name, 'challenger', str(version))
+        if promoted: client.set_registered_model_alias(name, 'champion', str(version))
+    except BaseException as e:
+        why = f"registration failed half-way: {type(e).__name__}: {e}"
+        for v in [version] if version is not None else _versions_of_run(client, name, run_id):
+            withdraw_version(client, name, v, before, why)
+        raise
+    return dict(version=version, champion_version=version if promoted else int(champion.version), promoted=promoted, reason=reason,
+                previous_champion=before.get('champion'), previous_challenger=before.get('challenger'))
+
+def withdraw_registration(coin: str, registration: dict, why: str) -> list[str]:
+    "Take back what `register_and_promote` returned as `registration`, when the run it registered fails after it."
+    before = {a: registration.get(f"previous_{a}") for a in ALIASES}
+    return withdraw_version(MlflowClient(), registered_name(coin), registration['version'], before, why)
 
 # %% ../nbs/21_tracking.ipynb #ef66b4bf
 def file_sha256(path) -> str:

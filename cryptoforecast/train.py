@@ -13,7 +13,8 @@ import pandas as pd
 
 from .config import get_config
 from .errors import UserError
-from .args import ArgParser, coins, existing_dir, names, non_negative_int, positive_int, seed as seed_arg, source_arg
+from .args import (ArgParser, coins, existing_dir, names, non_negative_int, output_dir, positive_int, seed as seed_arg,
+                                 source_arg)
 from .atomic import current_umask, write_json, write_text
 from .data import load_universe
 from .features import build_features, market_context
@@ -26,8 +27,9 @@ from .forecaster import make_model, model_class, model_entry, model_names, stack
 # %% auto #0
 __all__ = ['DEEP', 'ENSEMBLE', 'FOLDS', 'TEST_SIZE', 'PARTIAL', 'OWNER', 'STAGES', 'make_folds', 'model_kwargs', 'fit_models',
            'ensemble_summary', 'evaluation_settings', 'sweep_partial_runs', 'TrainRun', 'tune_stage', 'fit_stage',
-           'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'complete_run', 'train_coin',
-           'track_run', 'fit_global', 'attempt', 'train_global', 'train_parser', 'parse_train_args', 'summary_row',
+           'evaluate_stage', 'write_stage', 'explain_stage', 'build_report', 'new_run', 'register_run',
+           'record_promotion', 'complete_run', 'train_coin', 'track_run', 'fit_global', 'attempt', 'train_global',
+           'train_parser', 'parse_train_args', 'registration_row', 'summary_row', 'summary_table', 'stop_on_sigterm',
            'train_cli']
 
 # %% ../nbs/23_train.ipynb #7e57ba75
@@ -98,14 +100,19 @@ def evaluation_settings(cfg, folds, data: dict, walk_forward: bool) -> dict:
     return dict(horizons=','.join(map(str, cfg.horizons)), split=split, data_sha256=data.get('sha256'),
                 val_periods=';'.join(f"{f.val[0].date()}..{f.val[-1].date()}" for f in folds))
 
-def _run_name(coin_dir: Path, seed: int) -> str:
-    "`<UTC time>-s<seed>`, with `-2`, `-3`, ... when a run of that name is already there."
+def _run_name(coin_dir: Path, seed: int) -> tuple[str, Path]:
+    """A free run name, `<UTC time>-s<seed>` (with `-2`, `-3`, ... when taken), and its temporary folder `.<run>.partial`,
+    claimed with one atomic `mkdir`: two processes starting in the same second never get the same name."""
     base = f"{pd.Timestamp.now(tz='UTC'):%Y%m%d-%H%M%S}-s{seed}"
-    run, i = base, 1
-    while (coin_dir/run).exists():
-        i += 1
-        run = f"{base}-{i}"
-    return run
+    for i in range(1, 100_000):
+        run = base if i == 1 else f"{base}-{i}"
+        claim = coin_dir/f".{run}{PARTIAL}"
+        if (coin_dir/run).exists(): continue
+        try: claim.mkdir(mode=0o700)
+        except FileExistsError: continue        # another process is writing a run of this name
+        if not (coin_dir/run).exists(): return run, claim
+        claim.rmdir()                           # a run of this name finished between the two looks: take the next name
+    raise OSError(f"{coin_dir}: no free run name for {base}")
 
 PARTIAL, OWNER = '.partial', '.owner.json'  # a run folder being written, and the file naming its process
 
@@ -280,33 +287,70 @@ def _setup(seed: int, horizons, artifacts_dir, track: bool) -> tuple:
     return cfg, art
 
 def new_run(coin: str, cfg, universe: dict, frame: pd.DataFrame, folds: list, names, art: Path, **settings) -> TrainRun:
-    "A `TrainRun` of `coin` in a fresh hidden temporary folder under `art/coin` (what killed runs left there is removed first)."
+    "A `TrainRun` of `coin` in its own hidden temporary folder under `art/coin` (what killed runs left there is removed first)."
+    from cryptoforecast.tracking import process_tags
     coin_dir = art/coin
     coin_dir.mkdir(parents=True, exist_ok=True)
     sweep_partial_runs(coin_dir)
-    run = _run_name(coin_dir, settings.get('seed', 42))
-    # everything is written into a hidden temporary folder, renamed to the run's name at the very end
-    run_dir = Path(tempfile.mkdtemp(dir=coin_dir, prefix=f".{run}.", suffix='.partial'))
+    run, run_dir = _run_name(coin_dir, settings.get('seed', 42))   # written there, renamed to the run's name at the very end
+    write_json(run_dir/OWNER, process_tags())
     return TrainRun(coin, run, cfg, universe, frame, folds, names, art, run_dir, coin_dir/run, **settings)
 
+def register_run(r: TrainRun) -> dict:
+    "Register the headline model of `r`'s (tracked) run in the registry, promoted or not by the registry's one policy."
+    from cryptoforecast.tracking import register_and_promote
+    card = (r.run_dir/'model_card.md').read_text()
+    return register_and_promote(r.report['mlflow']['run_id'], r.coin, r.val_rel_mae, 'model', card=card,
+                                evaluation=r.report['evaluation'])
+
+def record_promotion(r: TrainRun, registration: dict) -> None:
+    "A promotion by `r` as a champion move in the forecast store, so `registry history` lists it and `registry rollback` undoes it."
+    if not registration['promoted']: return
+    from cryptoforecast.live import record_move, store_path
+    record_move(store_path(r.art), r.coin, 'train', registration['previous_champion'], registration['version'],
+                dict(reason=registration['reason'], run=r.run, run_id=r.report['mlflow']['run_id'], val_rel_mae=r.val_rel_mae))
+
+def _withdraw(r: TrainRun, registration: dict|None, renamed: bool, error: BaseException) -> None:
+    """Undo what a run that failed left, each step tried even when another fails: its folder, its registered version, its
+    MLflow run (FAILED, also when it had finished)."""
+    import mlflow
+    from cryptoforecast import tracking as tr
+    why = f"the training run failed: {type(error).__name__}: {error}"
+    def step(what, fn):
+        try: fn()
+        except Exception as e: warnings.warn(f"{r.coin}: after the failed run {r.run}, could not {what}: {type(e).__name__}: {e}")
+    if renamed: step('hide its folder', lambda: os.rename(r.final_dir, r.run_dir))   # out of sight first, then removed
+    shutil.rmtree(r.run_dir, ignore_errors=True)
+    try: r.final_dir.parent.rmdir()  # only when empty: the coin's first run failed
+    except OSError: pass
+    if registration: step('withdraw its version', lambda: tr.withdraw_registration(r.coin, registration, why))
+    run_id = r.report.get('mlflow', {}).get('run_id')
+    if not run_id: return
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id: step('end its MLflow run', lambda: mlflow.end_run('FAILED'))
+    step('mark its MLflow run FAILED', lambda: tr.mark_run_failed(run_id, why))
+
 def complete_run(r: TrainRun, t0: float) -> dict:
-    "Run the stages, the report and the tracking of `r` in its temporary folder, then rename it; on any failure the folder goes."
-    coin_dir = r.final_dir.parent
+    """Run the stages, the report and the tracking of `r` in its temporary folder; register its model, rename the folder and
+    record the promotion last. On any failure (a full disk, say) nothing stays: the version is withdrawn, the MLflow run is
+    FAILED and the folder goes."""
+    registration, renamed = None, False
     try:
-        from cryptoforecast.tracking import process_tags
-        write_json(r.run_dir/OWNER, process_tags())
         for stage in STAGES: stage(r)
         r.report = build_report(r)
         if r.track: r.report['mlflow'] = track_run(r)
+        if r.track and r.register:
+            registration = register_run(r)
+            r.report['mlflow'].update(registration)
         r.report['seconds'] = round(time.time() - t0, 1)
         write_json(r.run_dir/'report.json', r.report)
         (r.run_dir/OWNER).unlink()
-        os.chmod(r.run_dir, 0o777 & ~current_umask())  # mkdtemp makes the folder private; a finished run is read like any folder
+        os.chmod(r.run_dir, 0o777 & ~current_umask())  # the claimed folder is private; a finished run is read like any folder
         os.rename(r.run_dir, r.final_dir)
-    except BaseException:
-        shutil.rmtree(r.run_dir, ignore_errors=True)
-        try: coin_dir.rmdir()  # only when empty: the coin's first run failed
-        except OSError: pass
+        renamed = True
+        if registration: record_promotion(r, registration)
+    except BaseException as e:
+        _withdraw(r, registration, renamed, e)
         raise
     final_dir = r.final_dir
     return dict(coin=r.coin, status='ok', run_dir=str(final_dir), report=str(final_dir/'report.json'), plots=str(final_dir/'plots'),
@@ -331,17 +375,18 @@ def train_coin(coin: str, data_dir=None, epochs: int|None = None, ensemble: bool
                 progress=progress, register=register)
     return complete_run(r, t0)
 
-
 # %% ../nbs/23_train.ipynb #c617f7a0
 def track_run(r: TrainRun) -> dict:
-    "Log a training run to MLflow and (unless `r.register` is false) register its headline model; returns run id, version and champion."
+    """Log a training run to MLflow (its run ends FINISHED, or FAILED on an error) and write its model card; returns where and the run
+    id. Registering the model is not part of it: `complete_run` does that last, when everything else is done."""
     import mlflow
     from cryptoforecast import tracking as tr
     coin, run, report, metrics, fitted, fold, cfg = r.coin, r.run, r.report, r.metrics, r.fitted, r.fold, r.cfg
-    headline, val_rel, register, evaluation, run_dir = r.headline, r.val_rel_mae, r.register, report['evaluation'], r.run_dir
+    headline, val_rel, run_dir = r.headline, r.val_rel_mae, r.run_dir
     plots_dir = run_dir/'plots'
     uri = tr.setup_mlflow(artifacts_dir=r.art)
     with mlflow.start_run(run_name=f"{coin}-{run}", tags=tr.process_tags()) as active:
+        r.report['mlflow'] = {'run_id': active.info.run_id}   # known at once: a failure from here on marks this run FAILED
         mlflow.set_tags({'coin': coin, 'headline_model': headline, **({'global_run': r.global_fit['run']} if r.global_fit else {})})
         tr.log_config({**cfg.as_dict(), **{k: v for k, v in report['config'].items() if k not in cfg.as_dict()}})
         for n, m in fitted.items():
@@ -353,12 +398,10 @@ def track_run(r: TrainRun) -> dict:
         card = tr.model_card(coin, metrics, model=headline, data_range=(report['data']['first'], report['data']['last']),
                              features=fitted[headline].input_features(fold), seed=report['seed'], data_files={report['data']['path']: report['data']['sha256']},
                              code_version=report['code_version'], run_id=active.info.run_id)
-        reg = tr.register_and_promote(active.info.run_id, coin, val_rel, 'model', card=card, evaluation=evaluation) if register else {}
         write_text(run_dir/'model_card.md', card)
-        write_json(run_dir/'report.json', {**report, 'mlflow': {'run_id': active.info.run_id, **reg}})
+        write_json(run_dir/'report.json', {**report, 'mlflow': {'run_id': active.info.run_id}})
         tr.log_outputs(plots_dir, run_dir/'report.json')
-    return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=active.info.run_id, registered=bool(register),
-                **{k: (int(v) if isinstance(v, (np.integer,)) else v) for k, v in reg.items()})
+    return dict(tracking_uri=uri, registry_uri=mlflow.get_registry_uri(), run_id=active.info.run_id, registered=bool(r.register))
 
 # %% ../nbs/23_train.ipynb #78192253
 def fit_global(folds_by_coin: dict, names, seed: int, params=None, epochs=None, progress=True, fine_tune: int = 0) -> tuple[dict, dict, dict]:
@@ -491,15 +534,44 @@ def parse_train_args(argv: list[str]):
     return a
 
 # %% ../nbs/23_train.ipynb #8101b4f1
+def registration_row(res: dict) -> dict:
+    "What a coin's run left in the registry: its version, alias and why; or 'not registered' and why."
+    mlflow_run = res.get('mlflow')
+    if res['status'] != 'ok': why = f"{res['status']}: {res['error']}"
+    elif not mlflow_run: why = '--no-mlflow'
+    elif not mlflow_run.get('registered'): why = '--no-register'
+    else:
+        alias = 'champion' if mlflow_run['promoted'] else 'challenger'
+        return dict(version=f"v{mlflow_run['version']}", alias=alias, why=mlflow_run['reason'])
+    return dict(version='', alias='not registered', why=why)
+
 def summary_row(res: dict) -> dict:
-    "A coin's row of the summary table from its run's summary (or its failure or skip)."
-    if res['status'] != 'ok': return dict(coin=res['coin'], status=res['status'], seconds=round(res['seconds']), error=res['error'])
-    return dict(coin=res['coin'], status='ok', seconds=round(res['seconds']), model=res['headline'],
-                **{f"rel_mae_{h}d": v for h, v in res['rel_mae'].items()}, report=res['report'])
+    "A coin's row of the summary table from its run's summary (or its failure or skip): scores, then what was registered."
+    row = dict(coin=res['coin'], status=res['status'], seconds=round(res['seconds']))
+    if res['status'] == 'ok':
+        row.update(model=res['headline'], **{f"rel_mae_{h}d": v for h, v in res['rel_mae'].items()}, report=res['report'])
+    return {**row, **registration_row(res)}
+
+def summary_table(summary: pd.DataFrame) -> str:
+    "The summary as a text table, aligned left: scores to 3 decimals, blanks where a coin has none."
+    table = summary.drop(columns=['report'], errors='ignore')
+    scores = [c for c in table.columns if c.startswith('rel_mae_')]
+    table[scores] = table[scores].map(lambda x: '' if pd.isna(x) else f"{x:.3f}")
+    table = table.fillna('').astype(str)
+    width = {c: max(len(c), table[c].str.len().max()) for c in table}
+    left = {c: (lambda w: lambda v: f"{v:<{w}}")(w) for c, w in width.items()}
+    return '\n'.join(line.rstrip() for line in table.to_string(index=False, formatters=left, justify='left').splitlines())
+
+def stop_on_sigterm() -> None:
+    "Turn SIGTERM (`kill`, `timeout`, a scheduler) into `SystemExit(143)`, so a run stopped that way cleans up as a failed one."
+    import signal
+    def stop(signum, frame): raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
 
 def train_cli(argv: list[str]) -> int:
     "`cryptoforecast train ...`"
     a = parse_train_args(argv)
+    stop_on_sigterm()
     art = Path(a.artifacts_dir or get_config().artifacts_dir).resolve()
     if not a.no_mlflow:  # a broken store: one line now, not a failure after every coin's training
         from cryptoforecast.tracking import setup_mlflow
@@ -520,8 +592,7 @@ def train_cli(argv: list[str]) -> int:
         if res['status'] == 'ok': print(f"{res['coin']}: plots in {res['plots']}\n{res['coin']}: report {res['report']}")
         elif res['status'] == 'skipped': print(f"{res['coin']}: skipped: {res['error']}", file=sys.stderr)
     summary = pd.DataFrame(rows)
-    table = summary.drop(columns=['report'], errors='ignore').fillna({'error': ''})  # the ok rows have no error
-    print('\n' + table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print('\n' + summary_table(summary))
     counts = summary['status'].value_counts()
     print(', '.join(f"{counts.get(s, 0)} {s}" for s in ('ok', 'skipped', 'failed')))
     if not a.no_mlflow:
@@ -531,4 +602,3 @@ def train_cli(argv: list[str]) -> int:
         print(f"\nMLflow UI: mlflow ui --backend-store-uri {uri}{reg} --host 127.0.0.1 --port 5000"
               "  (then open http://127.0.0.1:5000)")
     return 1 if (summary['status'] == 'failed').any() or not counts.get('ok') else 0
-

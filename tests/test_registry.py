@@ -73,7 +73,7 @@ def train_run(coin: str, val_rel_mae: float, value: float = 0.0) -> dict:
         log_forecaster(ConstantForecaster(coin, value))
     res = register_and_promote(run.info.run_id, coin, val_rel_mae)
     assert res['reason'] and MlflowClient().get_model_version(f"cryptoforecast-{coin}", str(res['version'])).tags['promotion.reason'] == res['reason']
-    return {k: v for k, v in res.items() if k != 'reason'}
+    return {k: res[k] for k in ('version', 'champion_version', 'promoted')}
 
 
 def aliases(coin: str) -> dict[str, int]:
