@@ -138,7 +138,7 @@ def test_payloads_the_file_readers_refuse_are_400(served):
     mid = d.index[200]
     cases = {'high < low': (d.assign(high=d['low'], low=d['high']), 'high < low'),
              'close 100x the high': (d.assign(close=d['close'].where(d.index != mid, d['high'] * 100)), 'outside low..high'),
-             'prices of 1e300': (d.assign(open=1e300, high=1e300, low=1e300, close=1e300), 'implausibly large'),
+             'prices of 1e300': (d.assign(open=1e300, high=1e300, low=1e300, close=1e300), 'price above 1e+09'),
              'zero price': (d.assign(low=d['low'].where(d.index != mid, 0.0)), 'missing or zero'),
              'dates in 2099': (d.set_axis(pd.date_range('2099-01-01', periods=len(d), tz='UTC', name='date')), 'implausible date'),
              'repeated date': (pd.concat([d, d.iloc[[200]]]).sort_index(), 'without repeats')}
