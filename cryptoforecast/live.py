@@ -23,13 +23,14 @@ __all__ = ['STORE_FILE', 'ALIASES', 'STORED_VALUES', 'KEY', 'ADDED_COLUMNS', 'PR
            'REASON_TAGS', 'store_path', 'open_store', 'StoreError', 'store_connection', 'check_store',
            'insert_forecasts', 'read_forecasts', 'as_of_day', 'cut_universe', 'feature_frame_as_of', 'alias_spec',
            'resolve_version', 'load_version', 'registered_coins', 'latest_forecast', 'forecast_rows', 'forecast_coin',
-           'price_forecast', 'price_text', 'price_report', 'stale_data', 'realise', 'random_walk_quantiles',
-           'coverage_band', 'psi', 'score_realised', 'version_report', 'backtest_expectation', 'top_features',
-           'training_psi', 'feature_drift', 'volatility_drift', 'monitor_status', 'monitor', 'log_monitor_metrics',
-           'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move', 'champion_moves', 'moves_not_undone',
-           'promote', 'rollback', 'version_reason', 'version_history', 'history_report', 'register_challenger',
-           'retrain', 'replay', 'plant_volatility', 'forecast_parser', 'forecast_cli', 'monitor_parser', 'monitor_cli',
-           'registry_parser', 'registry_cli', 'retrain_parser', 'retrain_cli']
+           'price_forecast', 'price_text', 'interval_text', 'price_report', 'stale_data', 'realise',
+           'random_walk_quantiles', 'coverage_band', 'psi', 'score_realised', 'version_report', 'backtest_expectation',
+           'top_features', 'training_psi', 'feature_drift', 'volatility_drift', 'monitor_status', 'monitor',
+           'log_monitor_metrics', 'write_monitor_report', 'shared_errors', 'dm_evidence', 'record_move',
+           'champion_moves', 'moves_not_undone', 'promote', 'rollback', 'version_reason', 'version_history',
+           'history_report', 'register_challenger', 'retrain', 'replay', 'plant_volatility', 'forecast_parser',
+           'forecast_cli', 'monitor_parser', 'monitor_cli', 'registry_parser', 'registry_cli', 'retrain_parser',
+           'retrain_cli']
 
 # %% ../nbs/34_live.ipynb #43864030
 STORE_FILE = 'forecasts.sqlite'
@@ -274,17 +275,23 @@ def price_text(x: float) -> str:
     if not np.isfinite(x): return 'n/a'
     return f"{x:,.2f}" if abs(x) >= 1 else np.format_float_positional(x, precision=4, unique=False, fractional=False, trim='-')
 
+def interval_text(low, high) -> list[str]:
+    "`low - high` per row, each bound right-aligned to the widest of its column, so the dashes line up."
+    lo, hi = [price_text(x) for x in low], [price_text(x) for x in high]
+    wl, wh = max(map(len, lo)), max(map(len, hi))
+    return [f"{a:>{wl}} - {b:>{wh}}" for a, b in zip(lo, hi)]
+
 def price_report(prices: pd.DataFrame) -> str:
-    "The printed forecast: a header per coin and alias (version, origin, last close), a line per horizon."
+    """The printed forecast: a header per coin and version (its aliases, origin, last close), a line per horizon; aliases
+    on one version are one block."""
     blocks = []
-    for (coin, alias, version), g in prices.groupby(['coin', 'alias', 'model_version'], sort=False):
+    for (coin, version, origin), g in prices.groupby(['coin', 'model_version', 'origin'], sort=False):
+        aliases, g = ' and '.join(dict.fromkeys(g['alias'])), g.drop_duplicates('horizon')
         first = g.iloc[0]
-        head = (f"{coin} {alias} v{int(version)} ({first['model']}): origin {first['origin']:%Y-%m-%d}, "
-                f"close {price_text(first['close_origin'])}")
+        head = f"{coin} {aliases} v{int(version)} ({first['model']}): origin {origin:%Y-%m-%d}, close {price_text(first['close_origin'])}"
         table = pd.DataFrame({'horizon': [f"{int(h)} d" for h in g['horizon']], 'target': g['target'].dt.strftime('%Y-%m-%d'),
-                              'median': g['median'].map(price_text),
-                              '80% interval': [f"{price_text(a)} - {price_text(b)}" for a, b in zip(g['low80'], g['high80'])],
-                              '95% interval': [f"{price_text(a)} - {price_text(b)}" for a, b in zip(g['low95'], g['high95'])]})
+                              'median': g['median'].map(price_text), '80% interval': interval_text(g['low80'], g['high80']),
+                              '95% interval': interval_text(g['low95'], g['high95'])})
         blocks.append(head + '\n' + table.to_string(index=False))
     return '\n\n'.join(blocks)
 

@@ -87,13 +87,15 @@ def test_forecast_cli(trained, universe, tmp_path, capsys):
     from cryptoforecast import live
     stored = live.read_forecasts(dst / 'forecasts.sqlite', COIN, 'champion').sort_values('horizon')
     assert stored['in_sample'].tolist() == [0, 0, 0]                        # v1 saw data up to CUT, before the origin
-    head = f"BTC champion v1 ({stored['model'].iloc[0]}): origin 2025-11-05, close {live.price_text(stored['close_origin'].iloc[0])}"
+    head = (f"BTC champion and challenger v1 ({stored['model'].iloc[0]}): origin 2025-11-05, "   # one version: one block
+            f"close {live.price_text(stored['close_origin'].iloc[0])}")
     assert head in first.stdout, first.stdout
     for h, row in zip((1, 7, 30), stored.to_dict('records')):
         price = lambda q: live.price_text(row['close_origin'] * np.exp(row[q]))
         line = next(l for l in first.stdout.splitlines() if l.strip().startswith(f"{h} d "))
-        assert line.split()[3] == price('q0.5') and f"{price('q0.1')} - {price('q0.9')}" in line, first.stdout
-        assert f"{price('q0.025')} - {price('q0.975')}" in line, first.stdout
+        # horizon, 'd', target, median, then the 80% and the 95% bounds, each pair as 'low - high'
+        cells = line.split()
+        assert cells[3:] == [price(q) if q != '-' else q for q in ('q0.5', 'q0.1', '-', 'q0.9', 'q0.025', '-', 'q0.975')], line
     assert 'stored 6 new rows in' in first.stdout, first.stdout
     from cryptoforecast.cli import main
     _clear_mlflow_env()
