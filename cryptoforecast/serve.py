@@ -15,17 +15,16 @@ from .config import get_config
 from .metrics import QUANTILE_COLS
 
 # %% auto #0
-__all__ = ['PRICE_COLUMNS', 'MAX_SYMBOLS', 'MAX_ROWS', 'MAX_PRICE', 'MAX_VOLUME', 'PRICE_QUANTILE_COLS', 'SERVE_COLUMNS',
-           'SERVE_MANIFEST', 'BadRequest', 'min_rows', 'request_table', 'symbol_frame', 'ohlcv_frames',
-           'serve_forecast', 'OHLCVPyfunc', 'serving_signature', 'write_manifest', 'is_whole', 'build_serving_model',
-           'scoring_worker', 'own_package_first', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app',
-           'positive_number', 'serve_parser', 'listening_socket', 'serve_cli']
+__all__ = ['PRICE_COLUMNS', 'MAX_SYMBOLS', 'MAX_ROWS', 'MAX_VOLUME', 'PRICE_QUANTILE_COLS', 'SERVE_COLUMNS', 'SERVE_MANIFEST',
+           'BadRequest', 'min_rows', 'request_table', 'symbol_frame', 'ohlcv_frames', 'serve_forecast', 'OHLCVPyfunc',
+           'serving_signature', 'write_manifest', 'is_whole', 'build_serving_model', 'scoring_worker',
+           'own_package_first', 'ScoringWorker', 'WorkerPool', 'bounded_body', 'scoring_app', 'positive_number',
+           'serve_parser', 'listening_socket', 'serve_cli']
 
 # %% ../nbs/33_serve.ipynb #b426cfd0
 PRICE_COLUMNS = ('open', 'high', 'low', 'close', 'volume')
 MAX_SYMBOLS = 256    # room for the whole universe (128 coins), not for thousands of one-row symbols
 MAX_ROWS = 6000      # daily rows per symbol: more than BTC's whole history
-MAX_PRICE = 1e12     # above any coin's price in any quote; a price like 1e300 overflows the features
 MAX_VOLUME = 1e18
 
 class BadRequest(ValueError):
@@ -79,8 +78,8 @@ def symbol_frame(rows: pd.DataFrame, symbol: str) -> pd.DataFrame:
     repairs = [f"{n} row(s) with {_REPAIRS.get(k, k)}" for k, n in report.counts.items() if k in REPAIRS]
     if repairs: raise BadRequest(f"{symbol}: {', '.join(repairs)}; send clean rows")
     values = checked[list(PRICE_COLUMNS)]
-    big = (values[['open', 'high', 'low', 'close']] > MAX_PRICE).any(axis=1) | (values['volume'] > MAX_VOLUME)
-    if big.any(): raise BadRequest(f"{symbol}: implausibly large price or volume on {values.index[big.to_numpy()][0].date()}")
+    big = values['volume'] > MAX_VOLUME   # prices have the readers' own bound (validate_ohlcv)
+    if big.any(): raise BadRequest(f"{symbol}: implausibly large volume on {values.index[big.to_numpy()][0].date()}")
     values.attrs['symbol'] = symbol
     return values
 
